@@ -1,0 +1,1 @@
+"""Pinterest-style streaming-to-batch pipeline: PostgreSQL -> FastAPI -> Kafka -> CSV batches -> Spark."""

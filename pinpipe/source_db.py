@@ -1,0 +1,213 @@
+"""The PostgreSQL source: connection, schema, bulk seeding with COPY, and the reads the emulator makes."""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+
+from . import datagen
+from .config import Settings
+from .embedded_pg import embedded_url
+from .schema import COLUMNS, KINDS, TABLES
+
+log = logging.getLogger(__name__)
+
+COPY_CHUNK_ROWS = 20_000
+
+
+class SourceDatabaseError(RuntimeError):
+    """A problem with the source database, phrased for the person running the command."""
+
+
+def database_url(settings: Settings, *, keep_running: bool = False) -> str:
+    """DATABASE_URL if set, else the embedded server's URL (starting it if needed)."""
+    if settings.database_url:
+        return settings.database_url
+    return embedded_url(settings.pgdata_dir, keep_running=keep_running)
+
+
+def describe_url(url: str) -> str:
+    """Host, port and database of a URL, without the password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "a local socket"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}/{parts.path.lstrip('/') or '(default database)'}"
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    """Open a connection, turning a refusal into one sentence that says what to check."""
+    try:
+        return psycopg.connect(url, connect_timeout=10, autocommit=True, **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise SourceDatabaseError(
+            f"cannot connect to PostgreSQL at {describe_url(url)} ({reason}); check that the server is "
+            "running and that DATABASE_URL has the right host, port, database and credentials"
+        ) from None
+
+
+@contextmanager
+def connection(url: str) -> Iterator[psycopg.Connection]:
+    conn = connect(url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def create_table_sql(kind: str) -> sql.Composed:
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(name), sql.SQL(sql_type), sql.SQL(" PRIMARY KEY" if name == "idx" else "")
+        )
+        for name, sql_type in COLUMNS[kind]
+    )
+    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(TABLES[kind]), columns)
+
+
+def existing_columns(conn: psycopg.Connection, table: str) -> list[tuple[str, str]] | None:
+    """(column, type) of `table` in the current schema, or None when it does not exist."""
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
+    return rows or None
+
+
+def check_schema(conn: psycopg.Connection) -> dict[str, bool]:
+    """Which source tables exist; raises if one exists with other columns than the source schema."""
+    present = {}
+    for kind in KINDS:
+        found = existing_columns(conn, TABLES[kind])
+        present[kind] = found is not None
+        if found is not None and found != list(COLUMNS[kind]):
+            expected = ", ".join(name for name, _ in COLUMNS[kind])
+            got = ", ".join(f"{name} {sql_type}" for name, sql_type in found)
+            raise SourceDatabaseError(
+                f"table {TABLES[kind]} exists with other columns ({got}); expected ({expected}). "
+                "Nothing was changed: rename or drop that table, or point DATABASE_URL at another database"
+            )
+    return present
+
+
+def row_counts(conn: psycopg.Connection) -> dict[str, int]:
+    present = check_schema(conn)
+    return {
+        kind: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLES[kind]))).fetchone()[0]
+        if present[kind] else 0
+        for kind in KINDS
+    }
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    rows: int
+    seconds: float
+
+
+def seed(url: str, rows: int = datagen.DEFAULT_ROWS, random_seed: int = 0, reset: bool = False) -> SeedReport:
+    """Create the three tables and bulk-load `rows` generated rows into each with COPY."""
+    if rows < 1:
+        raise ValueError("--rows must be a positive integer")
+    started = time.perf_counter()
+    with connection(url) as conn:
+        present = check_schema(conn)
+        counts = row_counts(conn)
+        if any(counts.values()) and not reset:
+            held = ", ".join(f"{TABLES[k]}={n}" for k, n in counts.items() if n)
+            raise SourceDatabaseError(
+                f"the source tables already hold data ({held}); pass --reset to replace it"
+            )
+        with conn.transaction():
+            for kind in KINDS:
+                if present[kind]:
+                    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(TABLES[kind])))
+                # The primary key is added after COPY: building the index once is much faster.
+                conn.execute(create_table_sql(kind).as_string(conn).replace(" PRIMARY KEY", ""))
+    _copy_rows(url, datagen.iter_rows(rows, random_seed))
+    with connection(url) as conn, conn.transaction():
+        for kind in KINDS:
+            conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (idx)").format(sql.Identifier(TABLES[kind])))
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(TABLES[kind])))
+    report = SeedReport(rows=rows, seconds=time.perf_counter() - started)
+    log.info("seeded %d rows per table in %.1f s", rows, report.seconds)
+    return report
+
+
+def _csv_field(value) -> str:
+    """One field in PostgreSQL's COPY CSV form: NULL unquoted-empty, every string quoted."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)  # int, UUID, datetime (str() gives 'YYYY-MM-DD HH:MM:SS')
+
+
+def _copy_rows(url: str, triplets: Iterable[tuple[tuple, tuple, tuple]]) -> None:
+    """COPY each table over its own connection in a thread, so PostgreSQL parses while Python generates."""
+    queues = {kind: queue.Queue(maxsize=4) for kind in KINDS}
+    errors: list[BaseException] = []
+
+    def load(kind: str) -> None:
+        try:
+            with connection(url) as conn, conn.cursor() as cur:
+                conn.execute("SET synchronous_commit TO off")
+                table = sql.Identifier(TABLES[kind])
+                with cur.copy(sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table)) as copy:
+                    while (chunk := queues[kind].get()) is not None:
+                        copy.write(chunk)
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+            while queues[kind].get() is not None:  # drain so the producer never blocks
+                pass
+
+    threads = [threading.Thread(target=load, args=(kind,), daemon=True) for kind in KINDS]
+    for thread in threads:
+        thread.start()
+    buffers: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    try:
+        for n, triplet in enumerate(triplets, 1):
+            for kind, row in zip(KINDS, triplet):
+                buffers[kind].append(",".join(map(_csv_field, row)))
+            if n % COPY_CHUNK_ROWS == 0:
+                _flush(buffers, queues)
+        _flush(buffers, queues)
+    finally:
+        for kind in KINDS:
+            queues[kind].put(None)
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _flush(buffers: dict[str, list[str]], queues: dict[str, queue.Queue]) -> None:
+    for kind, lines in buffers.items():
+        if lines:
+            queues[kind].put(("\n".join(lines) + "\n").encode())
+            lines.clear()
+
+
+def ensure_seeded(url: str, rows: int = datagen.DEFAULT_ROWS, random_seed: int = 0) -> bool:
+    """Seed when all three tables are missing; True if it seeded. Partial or foreign tables raise."""
+    with connection(url) as conn:
+        present = check_schema(conn)
+    if not any(present.values()):
+        log.info("source tables missing: seeding %d rows per table", rows)
+        seed(url, rows, random_seed)
+        return True
+    if not all(present.values()):
+        missing = ", ".join(TABLES[k] for k, here in present.items() if not here)
+        raise SourceDatabaseError(f"source table(s) missing: {missing}; run `python data_poster.py seed-db --reset`")
+    return False

@@ -1,0 +1,22 @@
+# Shared by run_tests.sh and run_pipeline.sh: create or update .venv from requirements.txt.
+# shellcheck shell=bash
+
+say() { printf '%s\n' "$*"; }
+
+ensure_venv() {
+    local python="${PYTHON:-python3}" stamp=".venv/.requirements.sha256" want
+    command -v "$python" >/dev/null 2>&1 || { say "error: $python not found; install Python 3.10 or newer" >&2; exit 1; }
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+        || { say "error: Python 3.10 or newer is needed ($python is $("$python" -V 2>&1))" >&2; exit 1; }
+    if [[ ! -x .venv/bin/python ]]; then
+        say "Creating the virtual environment .venv"
+        "$python" -m venv .venv
+    fi
+    want="$(sha256sum requirements.txt | cut -d' ' -f1)"
+    if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+        say "Installing the Python dependencies from requirements.txt into .venv (a few minutes the first time)"
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+        echo "$want" > "$stamp"
+    fi
+}

@@ -1,0 +1,91 @@
+"""Shared fixtures: one real Kafka broker and one real PostgreSQL for the whole test session."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pinpipe.config import PROJECT_ROOT
+
+TEST_KAFKA_PORT = int(os.environ.get("TEST_KAFKA_PORT", "19092"))
+TEST_KAFKA_CONTROLLER_PORT = TEST_KAFKA_PORT + 1
+
+
+def pytest_collection_modifyitems(items):
+    # Tests under tests/unit are unit tests; everything else talks to a real service.
+    for item in items:
+        if "tests/unit/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.unit)
+        else:
+            item.add_marker(pytest.mark.integration)
+
+
+def kafka_env(state_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    """Environment for start_kafka.sh/stop_kafka.sh running a private broker."""
+    env = dict(os.environ)
+    env.update(
+        KAFKA_PORT=str(port),
+        KAFKA_CONTROLLER_PORT=str(port + 1),
+        KAFKA_STATE_DIR=str(state_dir),
+        KAFKA_START_TIMEOUT="120",
+        **extra,
+    )
+    for name in ("KAFKA_DATA_DIR", "KAFKA_LOG_DIR"):
+        env.pop(name, None)
+    return env
+
+
+def run_script(name: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [str(PROJECT_ROOT / name)], env=env, capture_output=True, text=True, timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory) -> str:
+    """A real broker started by start_kafka.sh for this session; a failed start fails the run."""
+    env = kafka_env(tmp_path_factory.mktemp("kafka"), TEST_KAFKA_PORT)
+    run_script("start_kafka.sh", env)
+    try:
+        yield f"localhost:{TEST_KAFKA_PORT}"
+    finally:
+        run_script("stop_kafka.sh", env, check=False)
+
+
+@pytest.fixture
+def topics(kafka_bootstrap) -> dict[str, str]:
+    """Three fresh co-partitioned topics for one test: kind -> name."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    suffix = uuid.uuid4().hex[:8]
+    names = {kind: f"test_{suffix}.{kind}" for kind in ("pin", "geo", "user")}
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, 3, 1) for name in names.values()])
+    finally:
+        admin.close()
+    return names
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory) -> str:
+    """A real embedded PostgreSQL (its own data directory), seeded with the default generator."""
+    from pinpipe import source_db
+    from pinpipe.embedded_pg import embedded_url
+
+    url = embedded_url(tmp_path_factory.mktemp("pg") / "pgdata")
+    source_db.seed(url, rows=2_000, random_seed=7)
+    return url
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,103 @@
+"""start_kafka.sh / stop_kafka.sh against a private broker (not the session one)."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import uuid
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
+
+from tests.conftest import TEST_KAFKA_PORT, kafka_env, run_script
+
+PORT = TEST_KAFKA_PORT + 100
+TOPICS = {"PIN_TOPIC": "scripts.pin", "GEO_TOPIC": "scripts.geo", "USER_TOPIC": "scripts.user"}
+
+
+@pytest.fixture
+def env(tmp_path):
+    env = kafka_env(tmp_path / "state", PORT, KAFKA_PARTITIONS="2", **TOPICS)
+    yield env
+    run_script("stop_kafka.sh", env, check=False)
+
+
+def bootstrap() -> str:
+    return f"localhost:{PORT}"
+
+
+def test_message_survives_a_restart_and_topics_have_the_configured_partitions(env):
+    run_script("start_kafka.sh", env)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap())
+    try:
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(TOPICS.values()))}
+    finally:
+        admin.close()
+    assert described == {name: 2 for name in TOPICS.values()}
+
+    payload = uuid.uuid4().hex.encode()
+    producer = KafkaProducer(bootstrap_servers=bootstrap(), acks="all")
+    producer.send("scripts.pin", key=b"7", value=payload).get(timeout=30)
+    producer.close()
+
+    stopped = run_script("stop_kafka.sh", env)
+    assert "Kafka stopped" in stopped.stdout
+    run_script("start_kafka.sh", env)
+
+    consumer = KafkaConsumer(
+        "scripts.pin", bootstrap_servers=bootstrap(), auto_offset_reset="earliest", consumer_timeout_ms=15_000
+    )
+    try:
+        values = [record.value for record in consumer]
+    finally:
+        consumer.close()
+    assert values == [payload]
+
+
+def test_start_twice_says_already_running_and_stop_twice_is_harmless(env):
+    run_script("start_kafka.sh", env)
+    again = run_script("start_kafka.sh", env)
+    assert "already running" in again.stdout
+    run_script("stop_kafka.sh", env)
+    second = run_script("stop_kafka.sh", env)
+    assert "not running" in second.stdout
+
+
+def test_stale_pid_file_is_removed_not_trusted(env, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "kafka.pid").write_text(f"{dead.pid}\n")
+    started = run_script("start_kafka.sh", env)
+    assert "stale pid file" in started.stdout.lower()
+    pid = int((state / "kafka.pid").read_text())
+    assert pid != dead.pid
+
+
+def test_port_taken_by_another_program_refuses_with_the_reason(env):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", PORT))
+        sock.listen()
+        result = run_script("start_kafka.sh", env, check=False)
+    assert result.returncode != 0
+    assert f"port {PORT} is already in use" in result.stderr
+
+
+def test_java_older_than_17_is_refused(env, tmp_path):
+    fake = tmp_path / "oldjava" / "bin"
+    fake.mkdir(parents=True)
+    (fake / "java").write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    (fake / "java").chmod(0o755)
+    result = run_script("start_kafka.sh", {**env, "JAVA_HOME": str(fake.parent)}, check=False)
+    assert result.returncode != 0
+    assert "needs Java 17 or newer" in result.stderr
+
+
+def test_unwritable_data_directory_is_refused(env, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = run_script("start_kafka.sh", {**env, "KAFKA_DATA_DIR": str(blocker / "data")}, check=False)
+    assert result.returncode != 0
+    assert "not writable" in result.stderr
