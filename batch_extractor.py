@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--allow-partial", action="store_true",
                         help="on timeout, write the complete triplets there are instead of failing")
     parser.add_argument("--group-id", default=None, help="consumer group (default EXTRACTOR_GROUP_ID or pin-batch-extractor)")
+    parser.add_argument("--instance-id", default=None,
+                        help="static group membership id (EXTRACTOR_INSTANCE_ID): a restart resumes at once; "
+                             "give each extractor of a group its own")
     parser.add_argument("--batch-dir", type=Path, default=None, help="output directory (default BATCH_DIR or batch_data)")
     parser.add_argument("--verify", action="store_true",
                         help="check the manifests under the batch directory (no gaps, no overlaps) and exit")
@@ -61,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     install_stop_signals(stop)
     extractor = Extractor(settings, count=args.count, batches=args.batches, timeout_s=args.timeout,
                           allow_partial=args.allow_partial, group_id=args.group_id,
-                          progress=False if args.no_progress else None, stop_event=stop)
+                          progress=False if args.no_progress else None, stop_event=stop,
+                          instance_id=args.instance_id)
     try:
         result = extractor.run()
     except Exception as exc:  # one clear line for the person at the terminal; details with -v

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     transactional_id: str = Field(default="pin-poster", validation_alias="TRANSACTIONAL_ID")
 
     group_id: str = Field(default="pin-batch-extractor", validation_alias="EXTRACTOR_GROUP_ID")
+    extractor_instance_id: str | None = Field(default=None, validation_alias="EXTRACTOR_INSTANCE_ID")
 
     @property
     def topics(self) -> dict[str, str]:

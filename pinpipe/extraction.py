@@ -61,7 +61,8 @@ class Extractor:
 
     def __init__(self, settings: Settings, *, count: int = 500, batches: int = 1, timeout_s: float = 60.0,
                  allow_partial: bool = False, group_id: str | None = None, batch_dir: Path | None = None,
-                 progress: bool | None = None, stop_event: threading.Event | None = None):
+                 progress: bool | None = None, stop_event: threading.Event | None = None,
+                 instance_id: str | None = None):
         if count < 1:
             raise ValueError("--count must be a positive integer")
         self.settings = settings
@@ -70,6 +71,7 @@ class Extractor:
         self.timeout_s = timeout_s
         self.allow_partial = allow_partial
         self.group_id = group_id or settings.group_id
+        self.instance_id = instance_id or settings.extractor_instance_id
         self.batch_dir = Path(batch_dir or settings.batch_dir)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.stop_event = stop_event or threading.Event()
@@ -87,6 +89,9 @@ class Extractor:
         return KafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             group_id=self.group_id,
+            # Static membership: a restarted extractor with the same instance id takes its partitions
+            # back at once instead of waiting for the dead member's session to time out.
+            group_instance_id=self.instance_id,
             client_id=f"batch-extractor-{self.group_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -1,0 +1,157 @@
+"""The extractor against the real broker: alignment, carry-over, poison records, exactly-once under SIGKILL."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from pinpipe import batch_store
+from pinpipe.config import PROJECT_ROOT, get_settings
+from pinpipe.extraction import EXIT_NOT_ENOUGH_DATA, Extractor
+from tests.helpers import make_producer, send, triplet_rows, written_idx_per_batch
+
+
+def settings_for(kafka_bootstrap, topics, batch_dir):
+    return get_settings(kafka_bootstrap_servers=kafka_bootstrap, pin_topic=topics["pin"], geo_topic=topics["geo"],
+                        user_topic=topics["user"], batch_dir=batch_dir)
+
+
+def run_extractor(settings, **kwargs):
+    kwargs.setdefault("timeout_s", 4)
+    kwargs.setdefault("progress", False)
+    return Extractor(settings, group_id=f"g-{settings.pin_topic}", **kwargs).run()
+
+
+def test_batches_align_dedupe_carry_late_siblings_and_reject_poison(kafka_bootstrap, topics, tmp_path):
+    rows = triplet_rows(300, seed=5)
+    producer = make_producer(kafka_bootstrap)
+    late = set(range(0, 300, 10))  # these idx get their user record only after the first batches
+    for idx, kinds in rows.items():
+        for kind in ("pin", "geo", "user"):
+            if not (kind == "user" and idx in late):
+                send(producer, topics, kind, kinds[kind])
+    for idx in (1, 2, 3):  # duplicates: the same idx posted again
+        for kind in ("pin", "geo", "user"):
+            send(producer, topics, kind, rows[idx][kind])
+    producer.send(topics["pin"], key=b"5", value=b"{broken json")
+    producer.send(topics["geo"], key=b"6", value=json.dumps({"idx": "6"}).encode())
+    producer.send(topics["user"], key=b"7", value=b"\xff\xfe\x00")
+    producer.flush()
+
+    settings = settings_for(kafka_bootstrap, topics, tmp_path)
+    # One batch holds everything, so every re-sent record meets its first copy in the same batch.
+    first = run_extractor(settings, count=400, batches=0, allow_partial=True)
+    assert [m.rows for m in first.batches] == [270]
+    assert first.exit_code == 0
+
+    for idx in sorted(late):
+        send(producer, topics, "user", rows[idx]["user"])
+    producer.flush()
+    second = run_extractor(settings, count=30, batches=1)
+    assert [m.rows for m in second.batches] == [30]
+
+    per_batch = written_idx_per_batch(tmp_path)
+    assert all(len(idx) == len(set(idx)) for idx in per_batch)
+    written = [i for batch in per_batch for i in batch]
+    assert sorted(written) == list(range(300))  # every complete idx, each once (duplicates only in-batch)
+    assert set(per_batch[-1]) == late  # late siblings in the later batch
+    manifests = batch_store.read_manifests(tmp_path)
+    assert sum(m.duplicates for m in manifests) == 9
+    assert sum(m.rejected for m in manifests) == 3
+    rejected = [json.loads(line) for line in (tmp_path / "rejected.jsonl").read_text().splitlines()]
+    assert sorted(r["topic"] for r in rejected) == sorted(topics.values())
+    assert {"value_base64"} <= set().union(*rejected)
+    assert batch_store.verify(tmp_path) == []
+    # The top-level files are the newest batch.
+    assert (tmp_path / "pin_data.csv").read_bytes() == (batch_store.batch_paths(tmp_path)[-1] / "pin_data.csv").read_bytes()
+
+    drained = run_extractor(settings, count=10, batches=1, timeout_s=2)
+    assert drained.exit_code == EXIT_NOT_ENOUGH_DATA and drained.rows == 0
+
+
+def test_not_enough_data_exits_2_and_allow_partial_writes_what_there_is(kafka_bootstrap, topics, tmp_path):
+    rows = triplet_rows(20, seed=1)
+    producer = make_producer(kafka_bootstrap)
+    for kinds in rows.values():
+        for kind in ("pin", "geo", "user"):
+            send(producer, topics, kind, kinds[kind])
+    producer.flush()
+    settings = settings_for(kafka_bootstrap, topics, tmp_path)
+    short = run_extractor(settings, count=50, timeout_s=2)
+    assert short.exit_code == EXIT_NOT_ENOUGH_DATA and short.batches == [] and short.complete_unwritten == 20
+    assert "only 20 of 50" in short.message
+    partial = run_extractor(settings, count=50, timeout_s=2, allow_partial=True)
+    assert partial.exit_code == 0 and [m.rows for m in partial.batches] == [20]
+
+
+def test_cli_help_and_usage_errors():
+    run = lambda *a: subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), *a],
+                                    capture_output=True, text=True)
+    assert "--count" in run("--help").stdout
+    bad = run("--count", "0")
+    assert bad.returncode == 2 and "--count must be a positive integer" in bad.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap, topics, tmp_path):
+    """Kill the extractor with SIGKILL 12 times while data flows; the manifests must still add up."""
+    rng = random.Random(1234)
+    rows = triplet_rows(3000, seed=9)
+    incomplete = set(rng.sample(range(3000), 60))  # never get their geo record
+    produced_complete = set(rows) - incomplete
+    stop = threading.Event()
+
+    def produce():
+        producer = make_producer(kafka_bootstrap)
+        order = list(rows)
+        rng_local = random.Random(7)
+        for n, idx in enumerate(order):
+            for kind in ("pin", "geo", "user"):
+                if not (kind == "geo" and idx in incomplete):
+                    send(producer, topics, kind, rows[idx][kind])
+            if rng_local.random() < 0.05:  # a resend, as the emulator samples with replacement
+                again = order[rng_local.randrange(n + 1)]
+                for kind in ("pin", "geo", "user"):
+                    if not (kind == "geo" and again in incomplete):
+                        send(producer, topics, kind, rows[again][kind])
+            if n % 100 == 99:
+                producer.flush()
+                time.sleep(0.15)
+        producer.flush()
+        producer.close()
+        stop.set()
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
+           "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path),
+           "EXTRACTOR_GROUP_ID": f"crash-{topics['pin']}", "EXTRACTOR_INSTANCE_ID": "crash-test"}
+    command = [sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "97", "--batches", "0",
+               "--timeout", "4", "--no-progress"]
+    producer_thread = threading.Thread(target=produce)
+    producer_thread.start()
+    kills = 0
+    while kills < 12:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 4.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    producer_thread.join()
+    final = subprocess.run([*command, "--allow-partial"], env=env, capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stderr
+
+    assert batch_store.verify(tmp_path) == []
+    per_batch = written_idx_per_batch(tmp_path)
+    assert len(per_batch) >= 5
+    assert all(len(idx) == len(set(idx)) for idx in per_batch)
+    assert set().union(*map(set, per_batch)) == produced_complete
+    # Every batch accounts for offsets no other batch does, and together they reach the end of each log.
+    manifests = batch_store.read_manifests(tmp_path)
+    assert sum(m.rows for m in manifests) >= len(produced_complete)
