@@ -165,10 +165,11 @@ format_storage() {
         return  # formatted before: keep the cluster id and the data
     fi
     local cluster_id
-    # A cluster id is 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints).
+    # A cluster id is 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints);
+    # it may start with "-", hence --cluster-id=…
     cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
     say "Formatting $KAFKA_DATA_DIR (cluster id $cluster_id)"
-    run_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_CONFIG_FILE" > "$KAFKA_LOG_DIR/format.log" 2>&1 \
+    run_java kafka.tools.StorageTool format --cluster-id="$cluster_id" -c "$KAFKA_CONFIG_FILE" > "$KAFKA_LOG_DIR/format.log" 2>&1 \
         || { cat "$KAFKA_LOG_DIR/format.log" >&2; die "formatting the Kafka storage failed"; }
 }
 

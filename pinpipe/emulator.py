@@ -1,0 +1,203 @@
+"""The user-posting emulator: random source rows, posted over HTTP to POST /events until told to stop."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import psycopg
+from psycopg import sql
+
+from .records import encode_value_field
+from .schema import FIELDS, KINDS, TABLES
+
+log = logging.getLogger(__name__)
+
+STATES = ("starting", "running", "stopping", "finished", "failed")
+RETRYABLE_STATUS = {429, 502, 503, 504}
+
+
+class EmulatorStatus:
+    """Counters shared between the emulator process and the API process (GET /stats)."""
+
+    def __init__(self, ctx=mp) -> None:
+        self._state = ctx.Value("i", 0)
+        self._acked = ctx.Value("q", 0)
+        self._retries = ctx.Value("q", 0)
+        self._started = ctx.Value("d", 0.0)
+        self._rate_target = ctx.Value("d", 0.0)
+
+    def set_state(self, state: str) -> None:
+        self._state.value = STATES.index(state)
+
+    @property
+    def state(self) -> str:
+        return STATES[self._state.value]
+
+    @property
+    def acked(self) -> int:
+        return self._acked.value
+
+    def snapshot(self) -> dict[str, Any]:
+        elapsed = time.time() - self._started.value if self._started.value else 0.0
+        return {
+            "state": self.state,
+            "triplets_acknowledged": self._acked.value,
+            "retries": self._retries.value,
+            "rate_target_per_s": self._rate_target.value or "max",
+            "rate_actual_per_s": round(self._acked.value / elapsed, 1) if elapsed > 0 else 0.0,
+        }
+
+
+@dataclass
+class EmulatorConfig:
+    database_url: str
+    api_url: str
+    rate: float = 20.0  # triplets per second; 0 = as fast as possible
+    count: int | None = None  # stop after this many acknowledged triplets
+    random_seed: int | None = None
+    concurrency: int = 32
+    max_backoff_s: float = 5.0
+
+
+def triplet_query() -> sql.Composed:
+    """One parameterised query for the three rows of an idx."""
+    alias = {"pin": "p", "geo": "g", "user": "u"}
+    columns = sql.SQL(", ").join(sql.SQL("{}.{}").format(sql.Identifier(alias[k]), sql.Identifier(c))
+                                 for k in KINDS for c in FIELDS[k])
+    return sql.SQL("SELECT {} FROM {} p JOIN {} g ON g.idx = p.idx JOIN {} u ON u.idx = p.idx WHERE p.idx = %s").format(
+        columns, *(sql.Identifier(TABLES[k]) for k in KINDS))
+
+
+def keys_query() -> sql.Composed:
+    """The idx present in all three tables: the emulator draws uniformly from these."""
+    return sql.SQL("SELECT p.idx FROM {} p JOIN {} g ON g.idx = p.idx JOIN {} u ON u.idx = p.idx ORDER BY p.idx").format(
+        *(sql.Identifier(TABLES[k]) for k in KINDS))
+
+
+def event_body(row: tuple) -> dict[str, dict[str, Any]]:
+    """Split a triplet_query row into the /events body, with the records' explicit encodings."""
+    body, i = {}, 0
+    for kind in KINDS:
+        names = FIELDS[kind]
+        body[kind] = {name: encode_value_field(value) for name, value in zip(names, row[i:i + len(names)])}
+        i += len(names)
+    return body
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig, status: EmulatorStatus, stop: asyncio.Event):
+        self.config = config
+        self.status = status
+        self.stop = stop
+        self.rng = random.Random(config.random_seed)
+        self.issued = 0
+
+    async def run(self) -> int:
+        """Post triplets until stopped or `count` are acknowledged; returns how many were."""
+        cfg = self.config
+        async with await psycopg.AsyncConnection.connect(cfg.database_url, autocommit=True) as conn:
+            keys = [row[0] for row in await (await conn.execute(keys_query())).fetchall()]
+        if not keys:
+            raise RuntimeError("the source tables hold no complete rows to post; run `python data_poster.py seed-db`")
+        log.info("emulating user posts: %d idx to draw from, rate %s/s%s", len(keys), cfg.rate or "max",
+                 f", stopping after {cfg.count}" if cfg.count else "")
+        self.status._started.value = time.time()
+        self.status._rate_target.value = cfg.rate
+        self.status.set_state("running")
+        started = time.monotonic()
+        workers = cfg.concurrency if cfg.rate == 0 else max(1, min(cfg.concurrency, int(cfg.rate // 10) + 2))
+        # aiohttp rather than httpx: measured here, httpx's pool capped a client near 300 requests/s.
+        connector = aiohttp.TCPConnector(limit=workers)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(cfg.api_url, connector=connector, timeout=timeout) as client:
+            await asyncio.gather(*(self._worker(client, keys, started) for _ in range(workers)))
+        return self.status.acked
+
+    def _next_ticket(self) -> int | None:
+        if self.stop.is_set() or (self.config.count is not None and self.issued >= self.config.count):
+            return None
+        self.issued += 1
+        return self.issued
+
+    async def _worker(self, client: aiohttp.ClientSession, keys: list[int], started: float) -> None:
+        cfg = self.config
+        async with await psycopg.AsyncConnection.connect(cfg.database_url, autocommit=True) as conn:
+            query = triplet_query()
+            while (ticket := self._next_ticket()) is not None:
+                if cfg.rate > 0:  # pace tickets on a fixed schedule, not a fixed sleep per request
+                    delay = started + ticket / cfg.rate - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                idx = self.rng.choice(keys)
+                row = await (await conn.execute(query, (idx,))).fetchone()
+                if row is None:
+                    log.warning("idx %d disappeared from the source tables; drawing another", idx)
+                    self.issued -= 1
+                    continue
+                await self._post(client, event_body(row))
+
+    async def _post(self, client: aiohttp.ClientSession, body: dict) -> None:
+        """POST until acknowledged: retry transient failures with capped exponential backoff."""
+        backoff = 0.1
+        while True:
+            try:
+                async with client.post("/events", json=body) as response:
+                    status, text = response.status, await response.text()
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                reason = f"{type(exc).__name__}"
+            else:
+                if status == 200:
+                    with self.status._acked.get_lock():
+                        self.status._acked.value += 1
+                    return
+                if status not in RETRYABLE_STATUS:
+                    raise RuntimeError(f"POST /events answered {status}: {text[:300]}")
+                reason = f"HTTP {status}"
+            with self.status._retries.get_lock():
+                self.status._retries.value += 1
+            log.warning("idx %s not acknowledged (%s); retrying in %.1f s", body["pin"]["idx"], reason, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.config.max_backoff_s)
+
+
+def run_emulator_process(config: EmulatorConfig, status: EmulatorStatus, stop_flag) -> None:
+    """Entry point of the emulator's own process (so it does not compete with the API for one core)."""
+    from .logs import setup_logging
+
+    setup_logging()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        parent = os.getppid()
+
+        async def watch_flag():
+            while not stop.is_set():
+                if stop_flag.is_set() or os.getppid() != parent:  # told to stop, or the API process died
+                    stop.set()
+                await asyncio.sleep(0.05)
+
+        watcher = asyncio.create_task(watch_flag())
+        try:
+            acked = await Emulator(config, status, stop).run()
+            status.set_state("finished")
+            log.info("emulator finished: %d triplets acknowledged", acked)
+        except Exception as exc:
+            status.set_state("failed")
+            log.error("emulator failed: %s", exc)
+            raise SystemExit(1)
+        finally:
+            watcher.cancel()
+
+    asyncio.run(main())

@@ -1,0 +1,236 @@
+"""Kafka producers for the poster: acknowledged single records, and atomic triplets in shared transactions.
+
+Both are created lazily on a worker thread, so the API starts (and reports itself not ready) while the
+broker is down, and no blocking Kafka call ever runs on the event loop.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not acknowledge in time or refused; the caller should retry later."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    topic: str
+    partition: int
+    offset: int
+
+
+def _producer_config(settings: Settings) -> dict[str, Any]:
+    timeout_ms = int(settings.delivery_timeout_s * 1000)
+    return dict(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        batch_size=256 * 1024,
+        # Each bound below the API's own deadline, so a dead broker surfaces as an error, not a hang.
+        delivery_timeout_ms=timeout_ms,
+        request_timeout_ms=max(1000, timeout_ms // 2),
+        max_block_ms=max(1000, timeout_ms // 2),
+        bootstrap_timeout_ms=max(1000, timeout_ms // 2),
+    )
+
+
+def _reachable(server: str, timeout_s: float = 1.0) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "localhost", int(port)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def _bridge(loop: asyncio.AbstractEventLoop, kafka_future) -> asyncio.Future:
+    """An asyncio future that completes when a kafka-python future does (callbacks run on its IO thread)."""
+    future = loop.create_future()
+
+    def done(setter, value):
+        if not future.done():
+            setter(value)
+
+    kafka_future.add_callback(lambda md: loop.call_soon_threadsafe(done, future.set_result, md))
+    kafka_future.add_errback(lambda exc: loop.call_soon_threadsafe(done, future.set_exception, exc))
+    return future
+
+
+class RecordProducer:
+    """Idempotent, acks=all producer; `produce` returns only once the broker has every record."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="produce")
+
+    def _get(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = KafkaProducer(**_producer_config(self.settings))
+            return self._producer
+
+    def _send_all(self, topic: str, items: list[tuple[bytes, bytes]]) -> list:
+        producer = self._get()
+        return [producer.send(topic, key=key, value=value) for key, value in items]
+
+    async def produce(self, topic: str, items: list[tuple[bytes, bytes]]) -> list[Delivered]:
+        deadline = self.settings.delivery_timeout_s
+        try:
+            metadata = await asyncio.wait_for(self._produce(topic, items), deadline)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise BrokerUnavailable(f"the broker did not acknowledge within {deadline:g} s") from None
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"the broker refused or is unreachable ({type(exc).__name__})") from None
+        return [Delivered(md.topic, md.partition, md.offset) for md in metadata]
+
+    async def _produce(self, topic: str, items: list[tuple[bytes, bytes]]) -> list:
+        loop = asyncio.get_running_loop()
+        sent = await loop.run_in_executor(self._executor, self._send_all, topic, items)
+        return await asyncio.gather(*(_bridge(loop, f) for f in sent))
+
+    def ready(self) -> bool:
+        """A bootstrap server accepts connections now, and the pin topic's metadata is known."""
+        if not any(_reachable(server) for server in self.settings.kafka_bootstrap_servers.split(",")):
+            return False  # the client's metadata is cached, so it alone would not notice a dead broker
+        try:
+            return bool(self._get().partitions_for(self.settings.pin_topic))
+        except KafkaError:
+            return False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            if self._producer is not None:
+                # close() flushes: records accepted but not yet delivered get their last chance here.
+                self._producer.close(timeout=self.settings.delivery_timeout_s)
+                self._producer = None
+
+
+@dataclass
+class _Pending:
+    records: list[tuple[str, bytes, bytes]]  # (topic, key, value)
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+
+
+class TransactionalBatcher:
+    """Produces groups of records atomically: each group is in exactly one committed transaction.
+
+    Concurrent calls share transactions: the worker thread takes every group waiting in the queue (up to
+    `max_groups`), sends them in one transaction and commits once, so throughput does not cost one broker
+    round trip per group. If the commit fails, every group in it fails (and is aborted, never visible).
+    """
+
+    def __init__(self, settings: Settings, transactional_id: str, max_groups: int = 500):
+        self.settings = settings
+        self.transactional_id = transactional_id
+        self.max_groups = max_groups
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._producer: KafkaProducer | None = None
+        self._thread = threading.Thread(target=self._run, name="transactions", daemon=True)
+        self._thread.start()
+        self.transactions = 0
+
+    async def produce(self, records: list[tuple[str, bytes, bytes]]) -> list[Delivered]:
+        loop = asyncio.get_running_loop()
+        pending = _Pending(records, loop.create_future(), loop)
+        self._queue.put(pending)
+        deadline = self.settings.delivery_timeout_s
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), deadline)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise BrokerUnavailable(f"the transaction was not committed within {deadline:g} s") from None
+
+    def _make_producer(self) -> KafkaProducer:
+        producer = KafkaProducer(transactional_id=self.transactional_id,
+                                 transaction_timeout_ms=60_000, **_producer_config(self.settings))
+        producer.init_transactions()
+        return producer
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            groups = [first]
+            while len(groups) < self.max_groups:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                groups.append(item)
+            groups = [g for g in groups if not g.future.done()]  # callers that gave up are not produced
+            if groups:
+                self._commit(groups)
+        if self._producer is not None:
+            self._producer.close(timeout=self.settings.delivery_timeout_s)
+
+    def _commit(self, groups: list[_Pending]) -> None:
+        try:
+            if self._producer is None:
+                self._producer = self._make_producer()
+            producer = self._producer
+            producer.begin_transaction()
+            sent = [[producer.send(topic, key=key, value=value) for topic, key, value in g.records] for g in groups]
+            producer.commit_transaction()
+            self.transactions += 1
+            results = [[Delivered(md.topic, md.partition, md.offset) for md in (f.get(timeout=0) for f in futures)]
+                       for futures in sent]
+        except Exception as exc:  # every group in the transaction fails together
+            log.warning("transaction of %d groups failed: %s", len(groups), exc)
+            self._discard_producer()
+            error = BrokerUnavailable(f"the transaction failed ({type(exc).__name__})")
+            for g in groups:
+                g.loop.call_soon_threadsafe(_set_exception, g.future, error)
+            time.sleep(0.2)  # do not spin against a broker that is down
+            return
+        for g, result in zip(groups, results):
+            g.loop.call_soon_threadsafe(_set_result, g.future, result)
+
+    def _discard_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            producer.abort_transaction()
+        except Exception:
+            pass  # nothing committed; the broker aborts it at transaction timeout or fencing
+        try:
+            producer.close(timeout=0)
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=self.settings.delivery_timeout_s + 5)
+
+
+def _set_result(future: asyncio.Future, value) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _set_exception(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

@@ -1,0 +1,196 @@
+"""The produce API against the real broker and database: what it acknowledges is in Kafka."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+
+import pytest
+from fastapi.testclient import TestClient
+from kafka import KafkaConsumer
+
+from pinpipe.api import create_app
+from pinpipe.config import PROJECT_ROOT, get_settings
+from pinpipe.records import encode_value_field
+from tests.conftest import free_port, kafka_env, run_script, TEST_KAFKA_PORT
+from tests.helpers import triplet_rows
+
+
+def api_settings(kafka_bootstrap, topics, **extra):
+    extra.setdefault("delivery_timeout_s", 5)
+    return get_settings(kafka_bootstrap_servers=kafka_bootstrap, pin_topic=topics["pin"], geo_topic=topics["geo"],
+                        user_topic=topics["user"], **extra)
+
+
+@pytest.fixture
+def client(kafka_bootstrap, topics):
+    app = create_app(api_settings(kafka_bootstrap, topics, max_records_per_request=10, max_body_bytes=64 * 1024),
+                     transactional_id=f"t-{uuid.uuid4().hex}")
+    with TestClient(app) as c:
+        yield c
+
+
+def json_row(row: dict) -> dict:
+    return {k: encode_value_field(v) for k, v in row.items()}
+
+
+ROWS = triplet_rows(50, seed=3)
+
+
+def consume_all(bootstrap, topic_names, expected, committed_only=True, timeout_ms=10_000):
+    consumer = KafkaConsumer(*topic_names, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             isolation_level="read_committed" if committed_only else "read_uncommitted",
+                             consumer_timeout_ms=timeout_ms, enable_auto_commit=False)
+    records = []
+    try:
+        for record in consumer:
+            records.append(record)
+            if expected is not None and len(records) >= expected:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def test_topics_call_answers_offsets_that_match_what_kafka_holds(client, kafka_bootstrap, topics):
+    records = [{"key": i, "value": json_row(ROWS[i]["pin"])} for i in (0, 1, 2, 3)]
+    response = client.post(f"/topics/{topics['pin']}", json={"records": records})
+    assert response.status_code == 200, response.text
+    offsets = response.json()["offsets"]
+    got = {(r.partition, r.offset): r for r in consume_all(kafka_bootstrap, [topics["pin"]], 4)}
+    for sent, where in zip(records, offsets):
+        record = got[(where["partition"], where["offset"])]
+        assert record.key == str(sent["key"]).encode()
+        assert json.loads(record.value) == sent["value"]
+
+
+def test_events_are_atomic_triplets_on_the_same_partition_number(client, kafka_bootstrap, topics):
+    body = {kind: json_row(ROWS[7][kind]) for kind in ("pin", "geo", "user")}
+    response = client.post("/events", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["idx"] == 7
+    assert len({o["partition"] for o in answer["offsets"].values()}) == 1
+    records = consume_all(kafka_bootstrap, list(topics.values()), 3)
+    kinds = {r.topic: r for r in records}
+    for kind, topic in topics.items():
+        assert kinds[topic].offset == answer["offsets"][kind]["offset"]
+        assert json.loads(kinds[topic].value) == body[kind]
+        assert json.loads(kinds[topic].value)["idx"] == 7
+
+
+def test_send_data_keeps_the_seed_call_with_the_same_guarantee(client, kafka_bootstrap, topics):
+    response = client.post("/send_data", params={"topic": topics["geo"]}, json=json_row(ROWS[0]["geo"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "Message sent" and body["topic"] == topics["geo"]
+    [record] = consume_all(kafka_bootstrap, [topics["geo"]], 1)
+    assert (record.partition, record.offset) == (body["partition"], body["offset"])
+    assert json.loads(record.value)["timestamp"] == ROWS[0]["geo"]["timestamp"].strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_unknown_topics_are_404(client):
+    assert client.post("/topics/other.topic", json={"records": [{"value": {}}]}).status_code == 404
+    assert client.post("/send_data", params={"topic": "other"}, json={}).status_code == 404
+
+
+def test_invalid_bodies_are_422_naming_the_field(client, topics):
+    bad = json_row(ROWS[1]["user"]) | {"age": "old"}
+    response = client.post(f"/topics/{topics['user']}", json={"records": [{"value": bad}]})
+    assert response.status_code == 422
+    assert ["body", "records", 0, "value", "age"] in [e["loc"] for e in response.json()["detail"]]
+    missing = {k: v for k, v in json_row(ROWS[1]["geo"]).items() if k != "country"}
+    response = client.post("/send_data", params={"topic": topics["geo"]}, json=missing)
+    assert response.status_code == 422 and ["body", "country"] in [e["loc"] for e in response.json()["detail"]]
+    response = client.post(f"/topics/{topics['pin']}", json={"records": [{"key": 99, "value": json_row(ROWS[1]["pin"])}]})
+    assert response.status_code == 422 and "differs from value.idx" in response.text
+
+
+def test_mismatched_idx_in_events_is_422(client):
+    body = {"pin": json_row(ROWS[1]["pin"]), "geo": json_row(ROWS[2]["geo"]), "user": json_row(ROWS[1]["user"])}
+    response = client.post("/events", json=body)
+    assert response.status_code == 422 and "share one idx" in response.text
+
+
+def test_too_many_records_or_too_large_a_body_is_413(client, topics):
+    records = [{"value": json_row(ROWS[i]["pin"])} for i in range(11)]
+    assert client.post(f"/topics/{topics['pin']}", json={"records": records}).status_code == 413
+    huge = json_row(ROWS[0]["pin"]) | {"description": "x" * 70_000}
+    assert client.post(f"/topics/{topics['pin']}", json={"records": [{"value": huge}]}).status_code == 413
+
+
+def test_health_and_stats(client, topics):
+    client.post("/events", json={kind: json_row(ROWS[9][kind]) for kind in ("pin", "geo", "user")})
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["kafka"] is True
+    stats = client.get("/stats").json()
+    assert stats["produced"] == {topic: 1 for topic in topics.values()}
+
+
+def test_broker_down_gives_503_within_the_bound_and_no_false_acknowledgement(tmp_path):
+    """A private broker is stopped mid-test: every 200 must be in Kafka after it comes back."""
+    port = TEST_KAFKA_PORT + 200
+    env = kafka_env(tmp_path / "kafka", port, PIN_TOPIC="down.pin", GEO_TOPIC="down.geo", USER_TOPIC="down.user")
+    run_script("start_kafka.sh", env)
+    bootstrap = f"localhost:{port}"
+    topics = {"pin": "down.pin", "geo": "down.geo", "user": "down.user"}
+    acknowledged = []
+    try:
+        app = create_app(api_settings(bootstrap, topics, delivery_timeout_s=3), transactional_id="t-down")
+        with TestClient(app) as client:
+            for i in range(5):
+                r = client.post(f"/topics/{topics['pin']}", json={"records": [{"value": json_row(ROWS[i]["pin"])}]})
+                assert r.status_code == 200
+                acknowledged.append(r.json()["offsets"][0])
+            run_script("stop_kafka.sh", env)
+            for i in range(5, 8):
+                started = time.monotonic()
+                r = client.post(f"/topics/{topics['pin']}", json={"records": [{"value": json_row(ROWS[i]["pin"])}]})
+                elapsed = time.monotonic() - started
+                assert r.status_code == 503, r.text
+                assert r.headers["Retry-After"]
+                assert elapsed < 3 + 1.5
+            r = client.post("/events", json={kind: json_row(ROWS[9][kind]) for kind in ("pin", "geo", "user")})
+            assert r.status_code == 503
+            assert client.get("/health").status_code == 503
+        run_script("start_kafka.sh", env)
+        present = {(r.partition, r.offset) for r in consume_all(bootstrap, [topics["pin"]], None, timeout_ms=8000)}
+        assert {(a["partition"], a["offset"]) for a in acknowledged} <= present
+    finally:
+        run_script("stop_kafka.sh", env, check=False)
+
+
+def poster_env(kafka_bootstrap, topics, pg_url, port):
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
+            "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "DATABASE_URL": pg_url,
+            "POSTER_PORT": str(port), "TRANSACTIONAL_ID": f"t-{uuid.uuid4().hex}"}
+
+
+def test_emulator_with_count_200_commits_exactly_200_triplets(kafka_bootstrap, topics, pg_url):
+    env = poster_env(kafka_bootstrap, topics, pg_url, free_port())
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--count", "200", "--rate", "0",
+                             "--random-seed", "1"], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
+    assert Counter(r.topic for r in records) == {topic: 200 for topic in topics.values()}
+
+
+def test_read_committed_never_sees_a_partial_triplet_even_after_sigkill(kafka_bootstrap, topics, pg_url):
+    env = poster_env(kafka_bootstrap, topics, pg_url, free_port())
+    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--rate", "0"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(8)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
+    assert len(records) > 30
+    per_key = defaultdict(Counter)
+    for r in records:
+        per_key[(r.partition, r.key)][r.topic] += 1
+    for counts in per_key.values():
+        assert counts[topics["pin"]] == counts[topics["geo"]] == counts[topics["user"]]
