@@ -89,3 +89,14 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One real local Spark session for the whole run (sessions take seconds to start)."""
+    from pinpipe.spark_io import get_spark
+
+    session = get_spark("local[2]", app_name="pinpipe-tests")
+    session.conf.set("spark.sql.shuffle.partitions", "2")
+    yield session
+    session.stop()

@@ -1,0 +1,138 @@
+"""Cleaning the three raw frames: pure DataFrame -> DataFrame functions, each ending in its schema contract."""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from . import datagen
+
+# Values the source uses instead of null, per column.
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "title": (datagen.NO_TITLE, "Untitled"),
+    "description": (datagen.NO_DESCRIPTION_STORY, datagen.NO_DESCRIPTION, "Untitled"),
+    "poster_name": (datagen.USER_INFO_ERROR,),
+    "follower_count": (datagen.USER_INFO_ERROR,),
+    "tag_list": (datagen.NO_TAGS,),
+    "image_src": (datagen.IMAGE_SRC_ERROR,),
+}
+
+BLANK = r"^\s*$"  # empty, or only spaces, tabs and line breaks
+FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)([kKmM])\s*$|^\s*(\d+)\s*$"
+SUFFIX_MULTIPLIER = {"k": 1_000, "m": 1_000_000}
+TIMESTAMP_PATTERN = "yyyy-MM-dd HH:mm:ss"
+SAVE_LOCATION_PATTERN = r"^(?:Local save in )?(/.*)$"
+
+PIN_COLUMNS = ("ind", "unique_id", "title", "description", "follower_count", "poster_name", "tag_list",
+               "is_image_or_video", "image_src", "save_location", "category")
+GEO_COLUMNS = ("ind", "country", "coordinates", "timestamp")
+USER_COLUMNS = ("ind", "user_name", "age", "date_joined")
+
+
+def blank_to_null(column: Column) -> Column:
+    """Empty and whitespace-only strings become null; other values keep their surrounding spaces."""
+    return F.when(~column.rlike(BLANK), column)
+
+
+def placeholder_to_null(column: Column, placeholders: tuple[str, ...]) -> Column:
+    return F.when(~column.isin(*placeholders), column)
+
+
+def parse_follower_count(column: Column) -> Column:
+    """'13k' -> 13000, '2M' -> 2000000, '1.2k' -> 1200, '850' -> 850; anything else null."""
+    decimal = T.DecimalType(24, 6)  # exact: 1.2 * 1000 in binary floating point is 1199.9999...
+    number = F.regexp_extract(column, FOLLOWER_PATTERN, 1).try_cast(decimal)
+    suffix = F.lower(F.regexp_extract(column, FOLLOWER_PATTERN, 2))
+    plain = F.regexp_extract(column, FOLLOWER_PATTERN, 3).try_cast(decimal)
+    value = (F.when(suffix == "k", number * F.lit(SUFFIX_MULTIPLIER["k"]))
+             .when(suffix == "m", number * F.lit(SUFFIX_MULTIPLIER["m"]))
+             .when(suffix == "", plain))
+    return F.when(column.rlike(FOLLOWER_PATTERN), F.floor(value).try_cast(T.IntegerType()))
+
+
+def parse_timestamp(column: Column) -> Column:
+    return F.try_to_timestamp(column, F.lit(TIMESTAMP_PATTERN))
+
+
+def save_path(column: Column) -> Column:
+    """'Local save in /data/art' -> '/data/art'."""
+    return F.nullif(F.regexp_extract(column, SAVE_LOCATION_PATTERN, 1), F.lit(""))
+
+
+def with_blanks_nulled(df: DataFrame) -> DataFrame:
+    """Apply blank_to_null to every string column."""
+    return df.select(*[blank_to_null(F.col(f.name)).alias(f.name) if isinstance(f.dataType, T.StringType)
+                       else F.col(f.name) for f in df.schema.fields])
+
+
+def clean_pin(raw: DataFrame) -> DataFrame:
+    df = raw.transform(with_blanks_nulled)
+    text = {name: placeholder_to_null(F.col(name), values) for name, values in PLACEHOLDERS.items()}
+    return df.select(
+        F.col("idx").try_cast(T.IntegerType()).alias("ind"),
+        F.col("unique_id"),
+        text["title"].alias("title"),
+        text["description"].alias("description"),
+        parse_follower_count(text["follower_count"]).alias("follower_count"),
+        text["poster_name"].alias("poster_name"),
+        text["tag_list"].alias("tag_list"),
+        F.col("is_image_or_video"),
+        text["image_src"].alias("image_src"),
+        save_path(F.col("save_location")).alias("save_location"),
+        F.col("category"),
+    )
+
+
+def clean_geo(raw: DataFrame) -> DataFrame:
+    df = raw.transform(with_blanks_nulled)
+    return df.select(
+        F.col("idx").try_cast(T.IntegerType()).alias("ind"),
+        F.col("country"),
+        F.array(F.col("latitude").try_cast(T.DoubleType()), F.col("longitude").try_cast(T.DoubleType()))
+        .alias("coordinates"),
+        parse_timestamp(F.col("timestamp")).alias("timestamp"),
+    )
+
+
+def clean_user(raw: DataFrame) -> DataFrame:
+    df = raw.transform(with_blanks_nulled)
+    return df.select(
+        F.col("idx").try_cast(T.IntegerType()).alias("ind"),
+        F.concat(F.col("first_name"), F.lit(" "), F.col("last_name")).alias("user_name"),  # null if either is
+        F.col("age").try_cast(T.IntegerType()).alias("age"),
+        parse_timestamp(F.col("date_joined")).alias("date_joined"),
+    )
+
+
+def quality_report(raw_pin: DataFrame, raw_geo: DataFrame, raw_user: DataFrame) -> DataFrame:
+    """For each cleaning rule, how many values it changed or nulled."""
+    spark = raw_pin.sparkSession
+    counts: list[tuple[str, str, str, int]] = []
+    for table, raw in (("pin", raw_pin), ("geo", raw_geo), ("user", raw_user)):
+        text_columns = [f.name for f in raw.schema.fields if isinstance(f.dataType, T.StringType)]
+        row = raw.select(*[F.count_if(F.col(c).rlike(BLANK)).alias(c) for c in text_columns]).first()
+        counts += [(table, c, "blank -> null", row[c]) for c in text_columns if row[c]]
+    blanked = raw_pin.transform(with_blanks_nulled)
+    exprs = [F.count_if(F.col(c).isin(*v)).alias(f"ph_{c}") for c, v in PLACEHOLDERS.items()]
+    follower = placeholder_to_null(F.col("follower_count"), PLACEHOLDERS["follower_count"])
+    exprs += [
+        F.count_if(F.col("follower_count").rlike(r"[kKmM]\s*$") & parse_follower_count(follower).isNotNull()).alias("k_m"),
+        F.count_if(follower.isNotNull() & parse_follower_count(follower).isNull()).alias("bad_count"),
+        F.count_if(F.col("save_location").isNotNull() & (save_path(F.col("save_location")).eqNullSafe(F.col("save_location")) == F.lit(False))).alias("save"),
+    ]
+    row = blanked.select(*exprs).first()
+    counts += [("pin", c, "placeholder -> null", row[f"ph_{c}"]) for c in PLACEHOLDERS]
+    counts += [("pin", "follower_count", "k/M suffix -> integer", row["k_m"]),
+               ("pin", "follower_count", "unparseable -> null", row["bad_count"]),
+               ("pin", "save_location", "prefix removed / unparseable -> null", row["save"])]
+    for table, raw, columns in (("geo", raw_geo, ("timestamp", "latitude", "longitude")),
+                                ("user", raw_user, ("age", "date_joined"))):
+        cleaned = raw.transform(with_blanks_nulled)
+        checks = {"timestamp": parse_timestamp, "date_joined": parse_timestamp,
+                  "latitude": lambda c: c.try_cast(T.DoubleType()), "longitude": lambda c: c.try_cast(T.DoubleType()),
+                  "age": lambda c: c.try_cast(T.IntegerType())}
+        row = cleaned.select(*[F.count_if(F.col(c).isNotNull() & checks[c](F.col(c)).isNull()).alias(c)
+                               for c in columns]).first()
+        counts += [(table, c, "unparseable -> null", row[c]) for c in columns]
+    schema = "table string, column string, rule string, values_changed long"
+    return spark.createDataFrame(counts, schema)

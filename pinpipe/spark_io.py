@@ -1,0 +1,66 @@
+"""Spark session, the explicit schemas the batch CSVs are read with, and writing the results."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from .schema import CSV_FILES, FIELDS
+
+# Raw frames are all text: the cleaning step owns every conversion (try_cast), so dirt never fails a read.
+RAW_SCHEMAS = {kind: T.StructType([T.StructField(name, T.StringType(), True) for name in names])
+               for kind, names in FIELDS.items()}
+
+# RFC 4180 as the extractor writes it: fields may span lines, quotes are doubled ("" inside quotes).
+CSV_OPTIONS = {"header": "true", "multiLine": "true", "quote": '"', "escape": '"', "encoding": "UTF-8",
+               "mode": "PERMISSIVE", "ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false"}
+
+
+def on_databricks() -> bool:
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch") -> SparkSession:
+    """The session Databricks (or a caller) already has, else a new one on `master`."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    return (
+        SparkSession.builder.master(master).appName(app_name)
+        .config("spark.sql.shuffle.partitions", "8")  # small batches: 200 shuffle tasks would dominate
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.ansi.enabled", "true")
+        .getOrCreate()
+    )
+
+
+def read_raw(spark: SparkSession, input_dir: str, kind: str) -> DataFrame:
+    """One of the extractor's CSVs, every column as text."""
+    path = f"{str(input_dir).rstrip('/')}/{CSV_FILES[kind]}"
+    return spark.read.options(**CSV_OPTIONS).schema(RAW_SCHEMAS[kind]).csv(path)
+
+
+def write_result_csv(df: DataFrame, path: Path) -> int:
+    """A small result as one plain RFC 4180 file (not a Spark folder); values exactly as computed."""
+    rows = df.collect()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL, doublequote=True)
+        writer.writerow(df.columns)
+        writer.writerows(["" if v is None else v for v in row] for row in rows)
+    os.replace(tmp, path)
+    return len(rows)
+
+
+def write_outputs(results: dict[str, DataFrame], cleaned: dict[str, DataFrame], output_dir: str) -> dict[str, int]:
+    """Each result to <output_dir>/<name>.csv, the cleaned frames to <output_dir>/../cleaned/ as Parquet."""
+    out = Path(output_dir)
+    rows = {name: write_result_csv(df, out / f"{name}.csv") for name, df in results.items()}
+    for name, df in cleaned.items():
+        df.write.mode("overwrite").parquet(str(out.parent / "cleaned" / name))
+    return rows
