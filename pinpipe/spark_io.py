@@ -14,8 +14,10 @@ from .schema import CSV_FILES, FIELDS
 RAW_SCHEMAS = {kind: T.StructType([T.StructField(name, T.StringType(), True) for name in names])
                for kind, names in FIELDS.items()}
 
-# RFC 4180 as the extractor writes it: fields may span lines, quotes are doubled ("" inside quotes).
+# RFC 4180 as the extractor writes it: CRLF between rows, fields may span lines, quotes are doubled.
+# lineSep must be CRLF: Spark's default turns a CRLF inside a quoted field into a bare LF.
 CSV_OPTIONS = {"header": "true", "multiLine": "true", "quote": '"', "escape": '"', "encoding": "UTF-8",
+               "lineSep": "\r\n",
                "mode": "PERMISSIVE", "ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false"}
 
 
