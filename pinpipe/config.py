@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     # Source database: unset means the embedded PostgreSQL under PGDATA_DIR.
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     pgdata_dir: Path = Field(default=PROJECT_ROOT / ".pgdata", validation_alias="PGDATA_DIR")
+    # Leave the embedded server running when the last process using it exits (run_pipeline.sh sets it).
+    keep_database_running: bool = Field(default=False, validation_alias="KEEP_DATABASE_RUNNING")
 
     kafka_bootstrap_servers: str = Field(default="localhost:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS")
     pin_topic: str = Field(default="pin_data.pin", validation_alias="PIN_TOPIC")

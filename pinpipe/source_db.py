@@ -27,11 +27,11 @@ class SourceDatabaseError(RuntimeError):
     """A problem with the source database, phrased for the person running the command."""
 
 
-def database_url(settings: Settings, *, keep_running: bool = False) -> str:
+def database_url(settings: Settings) -> str:
     """DATABASE_URL if set, else the embedded server's URL (starting it if needed)."""
     if settings.database_url:
         return settings.database_url
-    return embedded_url(settings.pgdata_dir, keep_running=keep_running)
+    return embedded_url(settings.pgdata_dir, keep_running=settings.keep_database_running)
 
 
 def describe_url(url: str) -> str:

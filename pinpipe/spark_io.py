@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -60,9 +61,14 @@ def write_result_csv(df: DataFrame, path: Path) -> int:
 
 
 def write_outputs(results: dict[str, DataFrame], cleaned: dict[str, DataFrame], output_dir: str) -> dict[str, int]:
-    """Each result to <output_dir>/<name>.csv, the cleaned frames to <output_dir>/../cleaned/ as Parquet."""
+    """Each result to <output_dir>/<name>.csv, the cleaned frames to <output_dir>/../cleaned/ as Parquet,
+    and summary.json with the rows read and written (what run_pipeline.sh reports)."""
     out = Path(output_dir)
     rows = {name: write_result_csv(df, out / f"{name}.csv") for name, df in results.items()}
+    input_rows = {}
     for name, df in cleaned.items():
-        df.write.mode("overwrite").parquet(str(out.parent / "cleaned" / name))
+        target = str(out.parent / "cleaned" / name)
+        df.write.mode("overwrite").parquet(target)
+        input_rows[name] = df.sparkSession.read.parquet(target).count()  # from Parquet footers: no re-read of the CSV
+    (out / "summary.json").write_text(json.dumps({"input_rows": input_rows, "result_rows": rows}, indent=2) + "\n")
     return rows

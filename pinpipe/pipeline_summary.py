@@ -1,0 +1,58 @@
+"""The summary `run_pipeline.sh` prints: rows at every stage, where the outputs are, time per stage."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from . import batch_store
+from .schema import CSV_FILES
+
+
+def count_csv_rows(path: Path) -> int:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+
+
+def summarise(batch_dir: Path, posted: int, timings: dict[str, float]) -> tuple[str, bool]:
+    """The summary text, and whether the row counts of the stages agree."""
+    manifests = batch_store.read_manifests(batch_dir)
+    newest = manifests[-1] if manifests else None
+    csv_rows = {kind: count_csv_rows(batch_dir / name) for kind, name in CSV_FILES.items()}
+    results_dir = batch_dir / "results"
+    results = sorted(results_dir.glob("*.csv")) if results_dir.exists() else []
+    quality = json.loads((results_dir / "summary.json").read_text()) if (results_dir / "summary.json").exists() else {}
+    read_rows = quality.get("input_rows", {})
+    agree = (newest is not None and newest.rows == posted and set(csv_rows.values()) == {posted}
+             and read_rows == {kind: posted for kind in CSV_FILES} and len(results) == 9)
+    lines = [
+        "Pipeline summary",
+        f"  poster     triplets acknowledged by Kafka: {posted}",
+        f"  extractor  batch {newest.batch_id if newest else '-'}: {newest.rows if newest else 0} triplets "
+        f"({newest.duplicates if newest else 0} duplicates, {newest.pending if newest else 0} idx pending)",
+        f"             CSV rows: " + ", ".join(f"{kind} {n}" for kind, n in csv_rows.items()),
+        f"  spark      rows read: " + ", ".join(f"{kind} {n}" for kind, n in read_rows.items())
+        + f"; {len(results)} result files in {results_dir}",
+        f"  report     {batch_dir / 'report.html'}",
+        "  time       " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items()),
+        "  row counts agree across stages" if agree else "  WARNING: row counts differ between stages",
+    ]
+    return "\n".join(lines), agree
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch-dir", type=Path, required=True)
+    parser.add_argument("--posted", type=int, required=True)
+    parser.add_argument("--timing", action="append", default=[], help="stage=seconds")
+    args = parser.parse_args(argv)
+    timings = {stage: float(seconds) for stage, seconds in (t.split("=", 1) for t in args.timing)}
+    text, agree = summarise(args.batch_dir, args.posted, timings)
+    print(text)
+    return 0 if agree else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Run the whole pipeline on a fresh machine (needs only Python 3.10+ and Java 17+):
+#   .venv -> Kafka (KRaft) -> embedded PostgreSQL (seeded when empty) -> poster + emulator until N triplets
+#   are acknowledged -> extractor writes one batch of N -> the Spark notebook runs headless -> summary.
+# Stops what it started and leaves running what was running before.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+source scripts/venv.sh
+source scripts/kafka_common.sh  # running_pid: is our broker up already?
+
+COUNT="${PIPELINE_COUNT:-500}"
+RATE="${PIPELINE_RATE:-0}"
+KEEP_SERVICES="${PIPELINE_KEEP_SERVICES:-0}"
+
+usage() {
+    cat <<USAGE
+Usage: ./run_pipeline.sh [--count N] [--rate R] [--keep-services]
+
+  --count N         triplets to post, extract and analyse (default 500; env PIPELINE_COUNT)
+  --rate R          emulator triplets per second, 0 = as fast as possible (default 0; env PIPELINE_RATE)
+  --keep-services   leave Kafka and PostgreSQL running afterwards (env PIPELINE_KEEP_SERVICES=1)
+
+Every setting in README's configuration table applies (KAFKA_PORT, BATCH_DIR, POSTER_PORT, ...).
+Logs of each stage go to \$BATCH_DIR/logs/.
+USAGE
+}
+
+while (( $# )); do
+    case "$1" in
+        --count) COUNT="$2"; shift 2 ;;
+        --rate) RATE="$2"; shift 2 ;;
+        --keep-services) KEEP_SERVICES=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; exit 2 ;;
+    esac
+done
+[[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || { say "error: --count must be a positive integer" >&2; exit 2; }
+
+BATCH_DIR="${BATCH_DIR:-batch_data}"
+LOG_DIR="$BATCH_DIR/logs"
+export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_HOST:$KAFKA_PORT}"
+export BATCH_DIR
+TIMINGS=()
+KAFKA_STARTED=0
+
+cleanup() {
+    if [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 ]]; then
+        ./stop_kafka.sh >> "$LOG_DIR/kafka.log" 2>&1 || say "warning: stopping Kafka failed; see $LOG_DIR/kafka.log" >&2
+    fi
+}
+trap cleanup EXIT
+
+# stage NAME LOG COMMAND...: run one stage with its output in LOG; on failure name it and show the log's tail.
+stage() {
+    local name="$1" log="$2" started=$SECONDS status=0
+    shift 2
+    say "==> $name"
+    "$@" > "$log" 2>&1 || status=$?
+    if (( status != 0 )); then
+        say "error: stage '$name' failed (exit $status). Log: $log" >&2
+        tail -n 25 "$log" >&2 || true
+        exit 1
+    fi
+    TIMINGS+=("--timing" "$name=$((SECONDS - started))")
+}
+
+started_all=$SECONDS
+mkdir -p "$LOG_DIR"
+venv_started=$SECONDS
+ensure_venv
+TIMINGS+=("--timing" "setup=$((SECONDS - venv_started))")
+PY=.venv/bin/python
+
+if running_pid >/dev/null; then
+    say "==> kafka: already running; it will be left running"
+else
+    stage kafka "$LOG_DIR/kafka.log" ./start_kafka.sh
+    KAFKA_STARTED=1
+fi
+
+# The poster starts the embedded PostgreSQL itself (seeding it when empty) and stops it when done,
+# unless it was running before or the services are to be kept.
+if [[ -z "${DATABASE_URL:-}" ]] && { [[ "$KEEP_SERVICES" == 1 ]] || $PY -m pinpipe.embedded_pg status >/dev/null 2>&1; }; then
+    export KEEP_DATABASE_RUNNING=1
+fi
+
+stage poster "$LOG_DIR/poster.log" $PY data_poster.py --count "$COUNT" --rate "$RATE"
+POSTED="$(sed -n 's/^triplets acknowledged by Kafka: \([0-9]*\)$/\1/p' "$LOG_DIR/poster.log" | tail -n 1)"
+
+stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$COUNT" --timeout 60 --no-progress
+
+stage spark "$LOG_DIR/notebook.log" $PY -m papermill batch_processing_spark.ipynb "$BATCH_DIR/report.ipynb" \
+    -p input_dir "$BATCH_DIR" -p output_dir "$BATCH_DIR/results" --log-level WARNING --no-progress-bar
+$PY -m nbconvert --to html "$BATCH_DIR/report.ipynb" --output report >> "$LOG_DIR/notebook.log" 2>&1 \
+    || say "warning: could not render $BATCH_DIR/report.html; the executed notebook is $BATCH_DIR/report.ipynb" >&2
+
+TIMINGS+=("--timing" "total=$((SECONDS - started_all))")
+$PY -m pinpipe.pipeline_summary --batch-dir "$BATCH_DIR" --posted "${POSTED:-0}" "${TIMINGS[@]}"

@@ -1,0 +1,38 @@
+"""./run_pipeline.sh end to end with a small N, on private ports and directories."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+
+import pytest
+
+from pinpipe.config import PROJECT_ROOT
+from tests.conftest import TEST_KAFKA_PORT, free_port
+
+
+@pytest.mark.slow
+def test_run_pipeline_end_to_end(tmp_path):
+    count = 60
+    batch_dir = tmp_path / "batch_data"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env.update(KAFKA_PORT=str(TEST_KAFKA_PORT + 300), KAFKA_CONTROLLER_PORT=str(TEST_KAFKA_PORT + 301),
+               KAFKA_STATE_DIR=str(tmp_path / "kafka"), BATCH_DIR=str(batch_dir), PGDATA_DIR=str(tmp_path / "pg"),
+               POSTER_PORT=str(free_port()), PIPELINE_COUNT=str(count))
+    result = subprocess.run([str(PROJECT_ROOT / "run_pipeline.sh")], env=env, capture_output=True, text=True,
+                            timeout=900, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "row counts agree across stages" in result.stdout
+    assert f"triplets acknowledged by Kafka: {count}" in result.stdout
+
+    for kind in ("pin", "geo", "user"):
+        with open(batch_dir / f"{kind}_data.csv", encoding="utf-8", newline="") as handle:
+            assert sum(1 for _ in csv.DictReader(handle)) == count
+    summary = json.loads((batch_dir / "results" / "summary.json").read_text())
+    assert summary["input_rows"] == {"pin": count, "geo": count, "user": count}
+    assert len(list((batch_dir / "results").glob("q*.csv"))) == 9
+    assert (batch_dir / "report.html").stat().st_size > 10_000
+    # What it started, it stopped.
+    assert not (tmp_path / "kafka" / "kafka.pid").exists()
+    assert not (tmp_path / "pg" / "postmaster.pid").exists()
