@@ -190,9 +190,12 @@ def run_emulator_process(config: EmulatorConfig, status: EmulatorStatus, stop_fl
 
         watcher = asyncio.create_task(watch_flag())
         try:
+            started = time.perf_counter()
             acked = await Emulator(config, status, stop).run()
+            elapsed = time.perf_counter() - started
             status.set_state("finished")
-            log.info("emulator finished: %d triplets acknowledged", acked)
+            log.info("emulator finished: %d triplets acknowledged in %.1f s (%.0f/s)", acked, elapsed,
+                     acked / elapsed if elapsed else 0.0)
         except Exception as exc:
             status.set_state("failed")
             log.error("emulator failed: %s", exc)
