@@ -194,3 +194,18 @@ def test_read_committed_never_sees_a_partial_triplet_even_after_sigkill(kafka_bo
         per_key[(r.partition, r.key)][r.topic] += 1
     for counts in per_key.values():
         assert counts[topics["pin"]] == counts[topics["geo"]] == counts[topics["user"]]
+
+
+def test_sigterm_stops_emulating_finishes_in_flight_and_exits_0(kafka_bootstrap, topics, pg_url):
+    env = poster_env(kafka_bootstrap, topics, pg_url, free_port())
+    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--rate", "100"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    acked = int(stdout.strip().rsplit(":", 1)[1])
+    assert acked > 50
+    # Every acknowledged triplet is in Kafka, and nothing in flight was dropped on the way out.
+    records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
+    assert Counter(r.topic for r in records) == {topic: acked for topic in topics.values()}

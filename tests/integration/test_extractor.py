@@ -23,10 +23,10 @@ def settings_for(kafka_bootstrap, topics, batch_dir):
                         user_topic=topics["user"], batch_dir=batch_dir)
 
 
-def run_extractor(settings, **kwargs):
+def run_extractor(settings, group_id_override=None, **kwargs):
     kwargs.setdefault("timeout_s", 4)
     kwargs.setdefault("progress", False)
-    return Extractor(settings, group_id=f"g-{settings.pin_topic}", **kwargs).run()
+    return Extractor(settings, group_id=group_id_override or f"g-{settings.pin_topic}", **kwargs).run()
 
 
 def test_batches_align_dedupe_carry_late_siblings_and_reject_poison(kafka_bootstrap, topics, tmp_path):
@@ -155,3 +155,28 @@ def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap,
     # Every batch accounts for offsets no other batch does, and together they reach the end of each log.
     manifests = batch_store.read_manifests(tmp_path)
     assert sum(m.rows for m in manifests) >= len(produced_complete)
+
+
+def test_sigterm_leaves_no_partial_files_and_only_written_batches_committed(kafka_bootstrap, topics, tmp_path):
+    rows = triplet_rows(2000, seed=4)
+    producer = make_producer(kafka_bootstrap)
+    for kinds in rows.values():
+        for kind in ("pin", "geo", "user"):
+            send(producer, topics, kind, kinds[kind])
+    producer.flush()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
+           "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path),
+           "EXTRACTOR_GROUP_ID": f"term-{topics['pin']}"}
+    # Batches larger than the data: it collects, never completes one, and is stopped mid-way.
+    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "5000",
+                             "--timeout", "60", "--no-progress"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert not (tmp_path / "batches").exists() or list((tmp_path / "batches").iterdir()) == []
+    # Nothing was committed, so a later run gets every triplet.
+    again = run_extractor(settings_for(kafka_bootstrap, topics, tmp_path), count=2000, group_id_override=env["EXTRACTOR_GROUP_ID"])
+    assert [m.rows for m in again.batches] == [2000]
