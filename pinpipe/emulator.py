@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 STATES = ("starting", "running", "stopping", "finished", "failed")
 RETRYABLE_STATUS = {429, 502, 503, 504}
+DB_CONNECTIONS = 4
 
 
 class EmulatorStatus:
@@ -113,12 +114,19 @@ class Emulator:
         self.status._rate_target.value = cfg.rate
         self.status.set_state("running")
         started = time.monotonic()
-        workers = cfg.concurrency if cfg.rate == 0 else max(1, min(cfg.concurrency, int(cfg.rate // 10) + 2))
+        posters = cfg.concurrency if cfg.rate == 0 else max(1, min(cfg.concurrency, int(cfg.rate // 10) + 2))
+        # A few database readers feed many HTTP posters: PostgreSQL allows ~100 connections in all.
+        readers = min(DB_CONNECTIONS, posters)
+        bodies: asyncio.Queue = asyncio.Queue(maxsize=posters * 2)
         # aiohttp rather than httpx: measured here, httpx's pool capped a client near 300 requests/s.
-        connector = aiohttp.TCPConnector(limit=workers)
+        connector = aiohttp.TCPConnector(limit=posters)
         timeout = aiohttp.ClientTimeout(total=60)
         async with aiohttp.ClientSession(cfg.api_url, connector=connector, timeout=timeout) as client:
-            await asyncio.gather(*(self._worker(client, keys, started) for _ in range(workers)))
+            posting = [asyncio.create_task(self._poster(client, bodies)) for _ in range(posters)]
+            await asyncio.gather(*(self._reader(keys, started, bodies) for _ in range(readers)))
+            for _ in posting:
+                await bodies.put(None)
+            await asyncio.gather(*posting)
         return self.status.acked
 
     def _next_ticket(self) -> int | None:
@@ -127,7 +135,7 @@ class Emulator:
         self.issued += 1
         return self.issued
 
-    async def _worker(self, client: aiohttp.ClientSession, keys: list[int], started: float) -> None:
+    async def _reader(self, keys: list[int], started: float, bodies: asyncio.Queue) -> None:
         cfg = self.config
         async with await psycopg.AsyncConnection.connect(cfg.database_url, autocommit=True) as conn:
             query = triplet_query()
@@ -142,7 +150,11 @@ class Emulator:
                     log.warning("idx %d disappeared from the source tables; drawing another", idx)
                     self.issued -= 1
                     continue
-                await self._post(client, event_body(row))
+                await bodies.put(event_body(row))
+
+    async def _poster(self, client: aiohttp.ClientSession, bodies: asyncio.Queue) -> None:
+        while (body := await bodies.get()) is not None:
+            await self._post(client, body)
 
     async def _post(self, client: aiohttp.ClientSession, body: dict) -> None:
         """POST until acknowledged: retry transient failures with capped exponential backoff."""
