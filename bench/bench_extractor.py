@@ -7,11 +7,10 @@ import os
 import platform
 import tempfile
 import time
-import uuid
 
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
+from common import fresh_topics
 from pinpipe import datagen
 from pinpipe.config import get_settings
 from pinpipe.extraction import Extractor
@@ -26,11 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     bootstrap = settings.kafka_bootstrap_servers
-    suffix = uuid.uuid4().hex[:6]
-    topics = {kind: f"benchx_{suffix}.{kind}" for kind in KINDS}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(t, 3, 1) for t in topics.values()])
-    admin.close()
+    topics = fresh_topics(bootstrap, "benchx")
+    suffix = topics["pin"].split(".")[0]
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024)
     for t in datagen.iter_rows(args.triplets, seed=2):
         for kind, row in zip(KINDS, t):

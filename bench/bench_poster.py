@@ -13,13 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
+from common import fresh_topics
 from pinpipe import datagen
 from pinpipe.config import PROJECT_ROOT, get_settings
 from pinpipe.records import encode_key, encode_value, encode_value_field, row_dict
@@ -69,11 +68,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     bootstrap = settings.kafka_bootstrap_servers
-    suffix = uuid.uuid4().hex[:6]
-    topics = {kind: f"bench_{suffix}.{kind}" for kind in KINDS}
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(t, 3, 1) for t in topics.values()])
-    admin.close()
+    topics = fresh_topics(bootstrap, "bench")
+    suffix = topics["pin"].split(".")[0]
     rows = [{k: row_dict(k, r) for k, r in zip(KINDS, t)} for t in datagen.iter_rows(args.records, seed=1)]
     json_rows = [{k: {n: encode_value_field(v) for n, v in r[k].items()} for k in KINDS} for r in rows]
 

@@ -55,6 +55,11 @@ class _PartitionState:
     carried: frozenset[int] = frozenset()  # ...except these, which are still pending
     last: int | None = None  # last offset accounted for in the current batch
 
+    @property
+    def next_cursor(self) -> int:
+        """Where the next batch starts: after this batch's last record, or where this one started."""
+        return self.cursor if self.last is None else self.last + 1
+
 
 class Extractor:
     """One consumer in the extractor group; call `run()` once."""
@@ -239,7 +244,7 @@ class Extractor:
         commits: dict[TopicPartition, OffsetAndMetadata] = {}
         batch_id = batch_store.new_batch_id()
         for tp, state in self.partitions.items():
-            next_cursor = state.cursor if state.last is None else state.last + 1
+            next_cursor = state.next_cursor
             if state.last is not None:
                 offsets.setdefault(tp.topic, {})[str(tp.partition)] = [state.cursor, state.last]
             cursors.setdefault(tp.topic, {})[str(tp.partition)] = next_cursor
@@ -260,9 +265,8 @@ class Extractor:
         except KafkaError as exc:
             # The batch is durable; the next start reconciles the offsets from its manifest.
             log.warning("batch %s written but the offset commit failed (%s); the next start repairs it", batch_id, exc)
-        for tp, state in self.partitions.items():
-            next_cursor = state.cursor if state.last is None else state.last + 1
-            state.cursor, state.last = next_cursor, None
+        for state in self.partitions.values():
+            state.cursor, state.last = state.next_cursor, None
         self.rejects = []
         result.batches.append(manifest)
         log.info("batch %s: %d triplets, %d duplicates, %d rejected, %d idx pending -> %s",

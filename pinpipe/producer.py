@@ -80,6 +80,7 @@ class RecordProducer:
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="produce")
+        self._unacknowledged = 0  # records sent whose delivery has not been reported yet
 
     def _get(self) -> KafkaProducer:
         with self._lock:
@@ -89,7 +90,16 @@ class RecordProducer:
 
     def _send_all(self, topic: str, items: list[tuple[bytes, bytes]]) -> list:
         producer = self._get()
-        return [producer.send(topic, key=key, value=value) for key, value in items]
+        futures = [producer.send(topic, key=key, value=value) for key, value in items]
+        with self._lock:
+            self._unacknowledged += len(futures)
+        for future in futures:
+            future.add_both(self._settled)
+        return futures
+
+    def _settled(self, _result) -> None:
+        with self._lock:
+            self._unacknowledged -= 1
 
     async def produce(self, topic: str, items: list[tuple[bytes, bytes]]) -> list[Delivered]:
         deadline = self.settings.delivery_timeout_s
@@ -130,10 +140,17 @@ class RecordProducer:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
         with self._lock:
-            if self._producer is not None:
-                # close() flushes: records accepted but not yet delivered get their last chance here.
-                self._producer.close(timeout=self.settings.delivery_timeout_s)
-                self._producer = None
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            # Records accepted but not yet acknowledged get their last chance here (their callers got 503s).
+            try:
+                producer.flush(timeout=self.settings.delivery_timeout_s)
+            except KafkaError as exc:
+                log.warning("flush at shutdown failed: %s", exc)
+            if self._unacknowledged:
+                log.warning("%d records were not delivered before shutdown (their requests were answered 503)",
+                            self._unacknowledged)
+            producer.close(timeout=1)
 
 
 @dataclass

@@ -27,12 +27,17 @@ def on_databricks() -> bool:
 
 
 def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch") -> SparkSession:
-    """The session Databricks (or a caller) already has, else a new one on `master`."""
+    """The session Databricks (or a caller) already has, else a new one on `master`.
+
+    SPARK_DRIVER_MEMORY (default 4g) sizes the local JVM: a multi-line CSV file is parsed by one task, and
+    1,000,000 pins do not fit in Spark's 1g default.
+    """
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
     return (
         SparkSession.builder.master(master).appName(app_name)
+        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
         .config("spark.sql.shuffle.partitions", "8")  # small batches: 200 shuffle tasks would dominate
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.showConsoleProgress", "false")

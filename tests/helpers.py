@@ -26,6 +26,14 @@ def send(producer: KafkaProducer, topics: dict[str, str], kind: str, row: dict) 
     producer.send(topics[kind], key=encode_key(row["idx"]), value=encode_value(kind, row))
 
 
+def send_all(producer: KafkaProducer, topics: dict[str, str], rows: dict[int, dict[str, dict]]) -> None:
+    """Every kind of every row, then flush."""
+    for kinds in rows.values():
+        for kind in KINDS:
+            send(producer, topics, kind, kinds[kind])
+    producer.flush()
+
+
 def read_batch(path: Path) -> dict[str, list[dict[str, str]]]:
     out = {}
     for kind in KINDS:

@@ -11,11 +11,13 @@ import threading
 import time
 
 import pytest
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
 
 from pinpipe import batch_store
 from pinpipe.config import PROJECT_ROOT, get_settings
 from pinpipe.extraction import EXIT_NOT_ENOUGH_DATA, Extractor
-from tests.helpers import make_producer, send, triplet_rows, written_idx_per_batch
+from tests.helpers import make_producer, send, send_all, triplet_rows, written_idx_per_batch
 
 
 def settings_for(kafka_bootstrap, topics, batch_dir):
@@ -78,11 +80,7 @@ def test_batches_align_dedupe_carry_late_siblings_and_reject_poison(kafka_bootst
 
 def test_not_enough_data_exits_2_and_allow_partial_writes_what_there_is(kafka_bootstrap, topics, tmp_path):
     rows = triplet_rows(20, seed=1)
-    producer = make_producer(kafka_bootstrap)
-    for kinds in rows.values():
-        for kind in ("pin", "geo", "user"):
-            send(producer, topics, kind, kinds[kind])
-    producer.flush()
+    send_all(make_producer(kafka_bootstrap), topics, rows)
     settings = settings_for(kafka_bootstrap, topics, tmp_path)
     short = run_extractor(settings, count=50, timeout_s=2)
     assert short.exit_code == EXIT_NOT_ENOUGH_DATA and short.batches == [] and short.complete_unwritten == 20
@@ -152,18 +150,22 @@ def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap,
     assert len(per_batch) >= 5
     assert all(len(idx) == len(set(idx)) for idx in per_batch)
     assert set().union(*map(set, per_batch)) == produced_complete
-    # Every batch accounts for offsets no other batch does, and together they reach the end of each log.
-    manifests = batch_store.read_manifests(tmp_path)
-    assert sum(m.rows for m in manifests) >= len(produced_complete)
+    # Together the batches account for every offset of every partition, from the start to the end of its log.
+    spans = {}
+    for manifest in batch_store.read_manifests(tmp_path):
+        for topic, parts in manifest.offsets.items():
+            for partition, (first, last) in parts.items():
+                low, high = spans.get((topic, int(partition)), (first, last))
+                spans[(topic, int(partition))] = (min(low, first), max(high, last))
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    ends = consumer.end_offsets([TopicPartition(t, p) for t in topics.values() for p in range(3)])
+    consumer.close()
+    assert {(tp.topic, tp.partition): (0, end - 1) for tp, end in ends.items()} == spans
 
 
 def test_sigterm_leaves_no_partial_files_and_only_written_batches_committed(kafka_bootstrap, topics, tmp_path):
     rows = triplet_rows(2000, seed=4)
-    producer = make_producer(kafka_bootstrap)
-    for kinds in rows.values():
-        for kind in ("pin", "geo", "user"):
-            send(producer, topics, kind, kinds[kind])
-    producer.flush()
+    send_all(make_producer(kafka_bootstrap), topics, rows)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
            "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path),
            "EXTRACTOR_GROUP_ID": f"term-{topics['pin']}"}
