@@ -86,6 +86,7 @@ class Extractor:
         self.rejects: list[Reject] = []
         self.consumer: KafkaConsumer | None = None
         self._to_reconcile: set[TopicPartition] = set()
+        self._revoked = threading.Event()
         self._closing = False
 
     # --- Kafka plumbing -------------------------------------------------------------------------------
@@ -112,13 +113,19 @@ class Extractor:
         )
 
     def _on_revoked(self, revoked) -> None:
-        # Everything in memory can be rebuilt from Kafka and the manifests, so forget it all.
+        # Runs on the client's IO thread, concurrently with the main loop: only raise a flag. The main loop
+        # stops using its records, writes no batch, and forgets its state (all of it can be rebuilt from
+        # Kafka and the manifests).
+        self._revoked.set()
+
+    def _forget(self) -> None:
         if self.aligner.complete and not self._closing:
             log.info("partitions revoked: dropping %d unwritten triplets; they will be re-read",
                      len(self.aligner.complete))
         self.aligner = Aligner()
         self.rejects = []
         self.partitions = {}
+        self._revoked.clear()
 
     def _on_assigned(self, assigned) -> None:
         # Runs on the client's IO thread, which must not block: pause the partitions and let the main
@@ -186,14 +193,18 @@ class Extractor:
                                       "written; their offsets are not committed, so the next run re-reads them")
                     return
                 polled = self.consumer.poll(timeout_ms=200, max_records=5000)
+                if self._revoked.is_set():
+                    self._forget()
                 if self._to_reconcile:
                     self._reconcile()
                     continue  # anything polled before positioning is fetched again after the seek
                 for tp, records in polled.items():
                     state = self.partitions.get(tp)
                     if state is None:
-                        continue  # revoked during this poll
+                        continue  # not (or no longer) ours
                     for message in records:
+                        if self._revoked.is_set():
+                            break  # a rebalance began: these records may belong to another member now
                         result.records += 1
                         before = len(self.aligner.complete)
                         self._take(tp, state, message)
@@ -234,6 +245,8 @@ class Extractor:
         self.aligner.add(Record(kind, tp.topic, tp.partition, offset, value["idx"], value))
 
     def _finish_batch(self, result: ExtractResult) -> None:
+        if self._revoked.is_set():
+            return  # never write a batch for partitions that may have moved; the loop forgets it all
         triplets, duplicates = self.aligner.close_batch()
         pending = self.aligner.pending_records()
         carried: dict[str, dict[str, list[int]]] = {}

@@ -182,3 +182,27 @@ def test_sigterm_leaves_no_partial_files_and_only_written_batches_committed(kafk
     # Nothing was committed, so a later run gets every triplet.
     again = run_extractor(settings_for(kafka_bootstrap, topics, tmp_path), count=2000, group_id_override=env["EXTRACTOR_GROUP_ID"])
     assert [m.rows for m in again.batches] == [2000]
+
+
+@pytest.mark.slow
+def test_two_extractors_in_one_group_share_the_work_without_overlap(kafka_bootstrap, topics, tmp_path):
+    rows = triplet_rows(3000, seed=8)
+    send_all(make_producer(kafka_bootstrap), topics, rows)
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
+           "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path),
+           "EXTRACTOR_GROUP_ID": f"pair-{topics['pin']}"}
+    command = [sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "150", "--batches", "0",
+               "--timeout", "6", "--allow-partial", "--no-progress"]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # the second joins while the first is already working: a rebalance mid-stream
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for proc in (first, second):
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+    assert batch_store.verify(tmp_path) == []
+    per_batch = written_idx_per_batch(tmp_path)
+    written = [i for batch in per_batch for i in batch]
+    assert sorted(written) == list(range(3000))  # every triplet exactly once across both processes
+    writers = {json.loads((p / "manifest.json").read_text())["batch_id"].rsplit("-", 1)[1]
+               for p in batch_store.batch_paths(tmp_path)}
+    assert len(writers) == 2

@@ -14,7 +14,7 @@ from tests.conftest import TEST_KAFKA_PORT, free_port
 
 @pytest.mark.slow
 def test_run_pipeline_end_to_end(tmp_path):
-    count = 60
+    count = 300  # 300 draws from 11,154 idx: repeats are likely, and must be accounted for
     batch_dir = tmp_path / "batch_data"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     env.update(KAFKA_PORT=str(TEST_KAFKA_PORT + 300), KAFKA_CONTROLLER_PORT=str(TEST_KAFKA_PORT + 301),
@@ -26,11 +26,16 @@ def test_run_pipeline_end_to_end(tmp_path):
     assert "row counts agree across stages" in result.stdout
     assert f"triplets acknowledged by Kafka: {count}" in result.stdout
 
+    [manifest] = [json.loads(p.read_text()) for p in (batch_dir / "batches").glob("*/manifest.json")]
+    # The emulator samples with replacement: posted = distinct idx written + repeated idx.
+    assert manifest["rows"] + manifest["duplicates"] // 3 == count and manifest["duplicates"] % 3 == 0
+    idx = {}
     for kind in ("pin", "geo", "user"):
         with open(batch_dir / f"{kind}_data.csv", encoding="utf-8", newline="") as handle:
-            assert sum(1 for _ in csv.DictReader(handle)) == count
+            idx[kind] = [row["idx"] for row in csv.DictReader(handle)]
+    assert idx["pin"] == idx["geo"] == idx["user"] and len(set(idx["pin"])) == manifest["rows"]
     summary = json.loads((batch_dir / "results" / "summary.json").read_text())
-    assert summary["input_rows"] == {"pin": count, "geo": count, "user": count}
+    assert summary["input_rows"] == {"pin": manifest["rows"], "geo": manifest["rows"], "user": manifest["rows"]}
     assert len(list((batch_dir / "results").glob("q*.csv"))) == 9
     assert (batch_dir / "report.html").stat().st_size > 10_000
     # What it started, it stopped.
