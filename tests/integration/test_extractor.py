@@ -187,15 +187,25 @@ def test_sigterm_leaves_no_partial_files_and_only_written_batches_committed(kafk
 @pytest.mark.slow
 def test_two_extractors_in_one_group_share_the_work_without_overlap(kafka_bootstrap, topics, tmp_path):
     rows = triplet_rows(3000, seed=8)
-    send_all(make_producer(kafka_bootstrap), topics, rows)
+
+    def produce():  # data keeps flowing while the group changes
+        producer = make_producer(kafka_bootstrap)
+        chunk = list(rows.items())
+        for start in range(0, len(chunk), 100):
+            send_all(producer, topics, dict(chunk[start:start + 100]))
+            time.sleep(0.2)
+
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
            "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path),
            "EXTRACTOR_GROUP_ID": f"pair-{topics['pin']}"}
+    feeder = threading.Thread(target=produce)
+    feeder.start()
     command = [sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "150", "--batches", "0",
                "--timeout", "6", "--allow-partial", "--no-progress"]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)  # the second joins while the first is already working: a rebalance mid-stream
     second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    feeder.join()
     for proc in (first, second):
         _, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 0, stderr
