@@ -15,8 +15,12 @@ ensure_venv() {
     want="$(sha256sum requirements.txt | cut -d' ' -f1)"
     if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
         say "Installing the Python dependencies from requirements.txt into .venv (a few minutes the first time)"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+        if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
+               && .venv/bin/python -m pip install --disable-pip-version-check -r requirements.txt; } > .venv/pip-install.log 2>&1; then
+            say "error: installing the Python dependencies failed; last lines of .venv/pip-install.log:" >&2
+            tail -n 20 .venv/pip-install.log >&2
+            exit 1
+        fi
         echo "$want" > "$stamp"
     fi
 }
