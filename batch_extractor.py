@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+from kafka.errors import KafkaError
+
 from pinpipe import batch_store
 from pinpipe.config import get_settings
 from pinpipe.extraction import Extractor, install_stop_signals
@@ -68,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
                           instance_id=args.instance_id)
     try:
         result = extractor.run()
+    except KafkaError as exc:
+        log.debug("extractor failed", exc_info=True)
+        print(f"error: cannot read from Kafka at {settings.kafka_bootstrap_servers} ({exc}); is the broker "
+              "running (./start_kafka.sh) and KAFKA_BOOTSTRAP_SERVERS right?", file=sys.stderr)
+        return 1
     except Exception as exc:  # one clear line for the person at the terminal; details with -v
         log.debug("extractor failed", exc_info=True)
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(Path(__file__).parent / ".data"), help="generated inputs, kept")
     args = parser.parse_args()
     started = time.perf_counter()
-    from pinpipe.spark_io import get_spark, read_raw, write_outputs
+    from pinpipe.spark_io import get_spark, materialize, read_raw, write_outputs
     spark = get_spark(args.master)
     spark.range(1).count()
     session = time.perf_counter() - started
@@ -49,6 +49,7 @@ def main() -> None:
             raw = {kind: read_raw(spark, str(data), kind).cache() for kind in KINDS}
             cleaned = {"pin": cleaning.clean_pin(raw["pin"]).cache(), "geo": cleaning.clean_geo(raw["geo"]).cache(),
                        "user": cleaning.clean_user(raw["user"]).cache()}
+            materialize(*cleaned.values())
             cleaning.quality_report(raw["pin"], raw["geo"], raw["user"]).collect()
             results = analytics.all_results(cleaned["pin"], cleaned["geo"], cleaned["user"])
             write_outputs(results, cleaned, str(Path(tmp) / "out" / "results"))

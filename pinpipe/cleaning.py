@@ -23,6 +23,8 @@ SUFFIX_MULTIPLIER = {"k": 1_000, "m": 1_000_000}
 TIMESTAMP_PATTERN = "yyyy-MM-dd HH:mm:ss"
 SAVE_LOCATION_PATTERN = r"^(?:Local save in )?(/.*)$"
 
+FIELDS_PIN_TEXT = ("title", "description", "poster_name", "follower_count", "tag_list", "image_src", "save_location")
+
 PIN_COLUMNS = ("ind", "unique_id", "title", "description", "follower_count", "poster_name", "tag_list",
                "is_image_or_video", "image_src", "save_location", "category")
 GEO_COLUMNS = ("ind", "country", "coordinates", "timestamp")
@@ -105,34 +107,30 @@ def clean_user(raw: DataFrame) -> DataFrame:
 
 
 def quality_report(raw_pin: DataFrame, raw_geo: DataFrame, raw_user: DataFrame) -> DataFrame:
-    """For each cleaning rule, how many values it changed or nulled."""
-    spark = raw_pin.sparkSession
-    counts: list[tuple[str, str, str, int]] = []
+    """For each cleaning rule, how many values it changed or nulled (one pass over each table)."""
+    rules: dict[str, list[tuple[str, str, Column]]] = {}  # table -> (column, rule, condition)
     for table, raw in (("pin", raw_pin), ("geo", raw_geo), ("user", raw_user)):
         text_columns = [f.name for f in raw.schema.fields if isinstance(f.dataType, T.StringType)]
-        row = raw.select(*[F.count_if(F.col(c).rlike(BLANK)).alias(c) for c in text_columns]).first()
-        counts += [(table, c, "blank -> null", row[c]) for c in text_columns if row[c]]
-    blanked = raw_pin.transform(with_blanks_nulled)
-    exprs = [F.count_if(F.col(c).isin(*v)).alias(f"ph_{c}") for c, v in PLACEHOLDERS.items()]
-    follower = placeholder_to_null(F.col("follower_count"), PLACEHOLDERS["follower_count"])
-    exprs += [
-        F.count_if(F.col("follower_count").rlike(r"[kKmM]\s*$") & parse_follower_count(follower).isNotNull()).alias("k_m"),
-        F.count_if(follower.isNotNull() & parse_follower_count(follower).isNull()).alias("bad_count"),
-        F.count_if(F.col("save_location").isNotNull() & (save_path(F.col("save_location")).eqNullSafe(F.col("save_location")) == F.lit(False))).alias("save"),
+        rules[table] = [(c, "blank -> null", F.col(c).rlike(BLANK)) for c in text_columns]
+    present = {c: blank_to_null(F.col(c)) for c in FIELDS_PIN_TEXT}
+    follower = placeholder_to_null(present["follower_count"], PLACEHOLDERS["follower_count"])
+    rules["pin"] += [(c, "placeholder -> null", present[c].isin(*v)) for c, v in PLACEHOLDERS.items()]
+    rules["pin"] += [
+        ("follower_count", "k/M suffix -> integer",
+         F.col("follower_count").rlike(r"[kKmM]\s*$") & parse_follower_count(follower).isNotNull()),
+        ("follower_count", "unparseable -> null", follower.isNotNull() & parse_follower_count(follower).isNull()),
+        ("save_location", "prefix removed / unparseable -> null",
+         present["save_location"].isNotNull() & ~save_path(present["save_location"]).eqNullSafe(present["save_location"])),
     ]
-    row = blanked.select(*exprs).first()
-    counts += [("pin", c, "placeholder -> null", row[f"ph_{c}"]) for c in PLACEHOLDERS]
-    counts += [("pin", "follower_count", "k/M suffix -> integer", row["k_m"]),
-               ("pin", "follower_count", "unparseable -> null", row["bad_count"]),
-               ("pin", "save_location", "prefix removed / unparseable -> null", row["save"])]
-    for table, raw, columns in (("geo", raw_geo, ("timestamp", "latitude", "longitude")),
-                                ("user", raw_user, ("age", "date_joined"))):
-        cleaned = raw.transform(with_blanks_nulled)
-        checks = {"timestamp": parse_timestamp, "date_joined": parse_timestamp,
-                  "latitude": lambda c: c.try_cast(T.DoubleType()), "longitude": lambda c: c.try_cast(T.DoubleType()),
-                  "age": lambda c: c.try_cast(T.IntegerType())}
-        row = cleaned.select(*[F.count_if(F.col(c).isNotNull() & checks[c](F.col(c)).isNull()).alias(c)
-                               for c in columns]).first()
-        counts += [(table, c, "unparseable -> null", row[c]) for c in columns]
+    parsers = {"timestamp": parse_timestamp, "date_joined": parse_timestamp, "age": lambda c: c.try_cast(T.IntegerType()),
+               "latitude": lambda c: c.try_cast(T.DoubleType()), "longitude": lambda c: c.try_cast(T.DoubleType())}
+    for table, columns in (("geo", ("timestamp", "latitude", "longitude")), ("user", ("age", "date_joined"))):
+        for c in columns:
+            value = blank_to_null(F.col(c))
+            rules[table].append((c, "unparseable -> null", value.isNotNull() & parsers[c](value).isNull()))
+    counts: list[tuple[str, str, str, int]] = []
+    for table, raw in (("pin", raw_pin), ("geo", raw_geo), ("user", raw_user)):
+        row = raw.select(*[F.count_if(cond).alias(f"r{i}") for i, (_, _, cond) in enumerate(rules[table])]).first()
+        counts += [(table, column, rule, row[f"r{i}"]) for i, (column, rule, _) in enumerate(rules[table])]
     schema = "table string, column string, rule string, values_changed long"
-    return spark.createDataFrame(counts, schema)
+    return raw_pin.sparkSession.createDataFrame(counts, schema)
