@@ -117,7 +117,7 @@ def main() -> None:
             noop.wait()
     # (e) the emulator as fast as it goes, against the embedded database
     emulator = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--count", "10000", "--rate", "0",
-                               "--concurrency", str(args.concurrency * 2)],
+                               "--concurrency", str(args.concurrency * 4)],
                               env={**env, "TRANSACTIONAL_ID": f"bench-e-{suffix}"}, capture_output=True, text=True)
     match = re.search(r"acknowledged in [\d.]+ s \((\d+)/s\)", emulator.stderr)
     emulator_rate = float(match.group(1)) if match else float("nan")

@@ -64,7 +64,7 @@ class EmulatorConfig:
     rate: float = 20.0  # triplets per second; 0 = as fast as possible
     count: int | None = None  # stop after this many acknowledged triplets
     random_seed: int | None = None
-    concurrency: int = 32
+    concurrency: int = 128
     max_backoff_s: float = 5.0
 
 

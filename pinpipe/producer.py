@@ -50,6 +50,14 @@ def _producer_config(settings: Settings) -> dict[str, Any]:
     )
 
 
+async def _within(seconds: float, awaitable):
+    """Await with a deadline; asyncio.timeout (3.11+) avoids the extra task wait_for creates per call."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
+
+
 def _reachable(server: str, timeout_s: float = 1.0) -> bool:
     host, _, port = server.strip().rpartition(":")
     try:
@@ -104,7 +112,7 @@ class RecordProducer:
     async def produce(self, topic: str, items: list[tuple[bytes, bytes]]) -> list[Delivered]:
         deadline = self.settings.delivery_timeout_s
         try:
-            metadata = await asyncio.wait_for(self._produce(topic, items), deadline)
+            metadata = await _within(deadline, self._produce(topic, items))
         except (TimeoutError, asyncio.TimeoutError):
             raise BrokerUnavailable(f"the broker did not acknowledge within {deadline:g} s") from None
         except KafkaError as exc:
@@ -119,6 +127,8 @@ class RecordProducer:
             sent = self._send_all(topic, items)
         else:
             sent = await loop.run_in_executor(self._executor, self._send_all, topic, items)
+        if len(sent) == 1:
+            return [await _bridge(loop, sent[0])]
         return await asyncio.gather(*(_bridge(loop, f) for f in sent))
 
     def _metadata_known(self, topic: str) -> bool:
@@ -184,7 +194,7 @@ class TransactionalBatcher:
         self._queue.put(pending)
         deadline = self.settings.delivery_timeout_s
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), deadline)
+            return await _within(deadline, asyncio.shield(pending.future))
         except (TimeoutError, asyncio.TimeoutError):
             raise BrokerUnavailable(f"the transaction was not committed within {deadline:g} s") from None
 
