@@ -74,14 +74,29 @@ def materialize(*frames: DataFrame) -> list[int]:
         return list(pool.map(lambda df: df.count(), frames))
 
 
+def output_path(output_dir: str) -> Path:
+    """Where result files go. On Databricks a relative directory goes under /dbfs/FileStore/, the driver's
+    view of DBFS, so the files outlive the cluster and Spark sees them at dbfs:/FileStore/."""
+    path = Path(output_dir)
+    if on_databricks() and not path.is_absolute():
+        return Path("/dbfs/FileStore") / path
+    return path
+
+
+def spark_path(path: Path) -> str:
+    """The same location as Spark names it (/dbfs/x is dbfs:/x on Databricks)."""
+    text = str(path)
+    return "dbfs:" + text[len("/dbfs"):] if text.startswith("/dbfs/") else text
+
+
 def write_outputs(results: dict[str, DataFrame], cleaned: dict[str, DataFrame], output_dir: str) -> dict[str, int]:
     """Each result to <output_dir>/<name>.csv, the cleaned frames to <output_dir>/../cleaned/ as Parquet,
     and summary.json with the rows read and written (what run_pipeline.sh reports)."""
-    out = Path(output_dir)
+    out = output_path(output_dir)
     rows = {name: write_result_csv(df, out / f"{name}.csv") for name, df in results.items()}
     input_rows = {}
     for name, df in cleaned.items():
-        df.write.mode("overwrite").parquet(str(out.parent / "cleaned" / name))
+        df.write.mode("overwrite").parquet(spark_path(out.parent / "cleaned" / name))
         input_rows[name] = df.count()
     (out / "summary.json").write_text(json.dumps({"input_rows": input_rows, "result_rows": rows}, indent=2) + "\n")
     return rows

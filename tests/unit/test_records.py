@@ -48,3 +48,4 @@ def test_poison_values_are_rejected_with_the_reason(raw, reason):
 def test_idx_zero_is_a_valid_idx():
     value = decode_value("user", b'{"idx": 0, "first_name": null, "last_name": "x", "age": 20, "date_joined": null}')
     assert value["idx"] == 0
+
