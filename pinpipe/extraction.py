@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.coordinator.assignors.range import RangePartitionAssignor
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from . import batch_store
@@ -31,6 +31,7 @@ from .records import PoisonRecord, decode_value
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_NOT_ENOUGH_DATA, EXIT_INTERRUPTED = 0, 2, 130
+JOIN_TIMEOUT_S = 60.0  # longest wait for a partition assignment before giving up
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Extractor:
         self.consumer: KafkaConsumer | None = None
         self._to_reconcile: set[TopicPartition] = set()
         self._revoked = threading.Event()
+        self._joining = True  # until the group assigns partitions (again, after a revocation)
         self._closing = False
 
     # --- Kafka plumbing -------------------------------------------------------------------------------
@@ -126,6 +128,7 @@ class Extractor:
         self.rejects = []
         self.partitions = {}
         self._revoked.clear()
+        self._joining = True
 
     def _on_assigned(self, assigned) -> None:
         # Runs on the client's IO thread, which must not block: pause the partitions and let the main
@@ -136,6 +139,7 @@ class Extractor:
 
     def _reconcile(self) -> None:
         assigned, self._to_reconcile = self._to_reconcile, set()
+        self._joining = False
         resume = batch_store.resume_points(batch_store.read_manifests(self.batch_dir))
         fresh = [tp for tp in assigned if (tp.topic, tp.partition) not in resume]
         beginnings = self.consumer.beginning_offsets(fresh) if fresh else {}
@@ -197,6 +201,7 @@ class Extractor:
                     self._forget()
                 if self._to_reconcile:
                     self._reconcile()
+                    last_progress = time.monotonic()  # the idle clock runs only while partitions are ours
                     continue  # anything polled before positioning is fetched again after the seek
                 for tp, records in polled.items():
                     state = self.partitions.get(tp)
@@ -218,6 +223,10 @@ class Extractor:
                                 return
                 if polled:
                     last_progress = time.monotonic()
+                elif self._joining:
+                    # (Re)joining the group, e.g. while a killed member's session expires, is not "no data".
+                    if time.monotonic() - last_progress > max(JOIN_TIMEOUT_S, self.timeout_s):
+                        raise KafkaTimeoutError(f"no partitions assigned within {max(JOIN_TIMEOUT_S, self.timeout_s):g} s")
                 elif time.monotonic() - last_progress > self.timeout_s:
                     self._timed_out(result)
                     return

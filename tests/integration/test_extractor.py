@@ -142,14 +142,15 @@ def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap,
             kills += 1
         proc.wait()
     producer_thread.join()
-    final = subprocess.run([*command, "--allow-partial"], env=env, capture_output=True, text=True, timeout=300)
+    final = subprocess.run([*command[:-3], "--timeout", "8", "--no-progress", "--allow-partial"], env=env,
+                           capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
 
     assert batch_store.verify(tmp_path) == []
     per_batch = written_idx_per_batch(tmp_path)
     assert len(per_batch) >= 5
     assert all(len(idx) == len(set(idx)) for idx in per_batch)
-    assert set().union(*map(set, per_batch)) == produced_complete
+    assert set().union(*map(set, per_batch)) == produced_complete, final.stderr[-3000:]
     # Together the batches account for every offset of every partition, from the start to the end of its log.
     spans = {}
     for manifest in batch_store.read_manifests(tmp_path):
