@@ -99,8 +99,8 @@ def check_schema(conn: psycopg.Connection) -> dict[str, bool]:
     return present
 
 
-def row_counts(conn: psycopg.Connection) -> dict[str, int]:
-    present = check_schema(conn)
+def row_counts(conn: psycopg.Connection, present: dict[str, bool]) -> dict[str, int]:
+    """Rows per source table; `present` is what check_schema found."""
     return {
         kind: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(TABLES[kind]))).fetchone()[0]
         if present[kind] else 0
@@ -121,7 +121,7 @@ def seed(url: str, rows: int = datagen.DEFAULT_ROWS, random_seed: int = 0, reset
     started = time.perf_counter()
     with connection(url) as conn:
         present = check_schema(conn)
-        counts = row_counts(conn)
+        counts = row_counts(conn, present)
         if any(counts.values()) and not reset:
             held = ", ".join(f"{TABLES[k]}={n}" for k, n in counts.items() if n)
             raise SourceDatabaseError(
