@@ -35,8 +35,8 @@ def summarise(batch_dir: Path, posted: int, timings: dict[str, float]) -> tuple[
         f"  poster     triplets acknowledged by Kafka: {posted}",
         f"  extractor  batch {newest.batch_id if newest else '-'}: {written} distinct triplets "
         f"(+ {newest.duplicates // 3 if newest else 0} repeated idx, {newest.pending if newest else 0} idx pending)",
-        f"             CSV rows: " + ", ".join(f"{kind} {n}" for kind, n in csv_rows.items()),
-        f"  spark      rows read: " + ", ".join(f"{kind} {n}" for kind, n in read_rows.items())
+        "             CSV rows: " + ", ".join(f"{kind} {n}" for kind, n in csv_rows.items()),
+        "  spark      rows read: " + ", ".join(f"{kind} {n}" for kind, n in read_rows.items())
         + f"; {len(results)} result files in {results_dir}",
         f"  report     {batch_dir / 'report.html'}",
         "  time       " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items()),
