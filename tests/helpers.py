@@ -22,8 +22,9 @@ def triplet_rows(rows: int, seed: int = 0) -> dict[int, dict[str, dict]]:
             for t in datagen.iter_rows(rows, seed)}
 
 
-def send(producer: KafkaProducer, topics: dict[str, str], kind: str, row: dict) -> None:
-    producer.send(topics[kind], key=encode_key(row["idx"]), value=encode_value(kind, row))
+def send(producer: KafkaProducer, topics: dict[str, str], kind: str, row: dict):
+    """Produce one row; returns the send future (check it when a lost record would matter)."""
+    return producer.send(topics[kind], key=encode_key(row["idx"]), value=encode_value(kind, row))
 
 
 def send_all(producer: KafkaProducer, topics: dict[str, str], rows: dict[int, dict[str, dict]]) -> None:
@@ -58,3 +59,18 @@ def written_idx_per_batch(batch_dir: Path) -> list[list[int]]:
         assert manifest["rows"] == len(idx)
         result.append(idx)
     return result
+
+
+def complete_idx_in_kafka(bootstrap: str, topics: dict[str, str]) -> set[int]:
+    """Ground truth read straight from the log (committed data, every partition): idx that have all three kinds."""
+    from kafka import KafkaConsumer
+
+    kinds_by_idx: dict[int, set[str]] = {}
+    for kind, topic in topics.items():
+        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                 enable_auto_commit=False, isolation_level="read_committed",
+                                 consumer_timeout_ms=3000)
+        for message in consumer:
+            kinds_by_idx.setdefault(json.loads(message.value)["idx"], set()).add(kind)
+        consumer.close()
+    return {idx for idx, kinds in kinds_by_idx.items() if len(kinds) == len(KINDS)}

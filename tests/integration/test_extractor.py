@@ -19,7 +19,8 @@ from kafka.structs import TopicPartition
 from pinpipe import batch_store
 from pinpipe.config import PROJECT_ROOT, get_settings
 from pinpipe.extraction import EXIT_NOT_ENOUGH_DATA, Extractor
-from tests.helpers import make_producer, send, send_all, triplet_rows, written_idx_per_batch
+from tests.helpers import (complete_idx_in_kafka, make_producer, send, send_all, triplet_rows,
+                           written_idx_per_batch)
 
 
 def settings_for(kafka_bootstrap, topics, batch_dir):
@@ -111,6 +112,7 @@ def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap,
     incomplete = set(rng.sample(range(3000), 60))  # never get their geo record
     produced_complete = set(rows) - incomplete
     stop = threading.Event()
+    futures = []
 
     def produce():
         producer = make_producer(kafka_bootstrap)
@@ -119,12 +121,12 @@ def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap,
         for n, idx in enumerate(order):
             for kind in ("pin", "geo", "user"):
                 if not (kind == "geo" and idx in incomplete):
-                    send(producer, topics, kind, rows[idx][kind])
+                    futures.append(send(producer, topics, kind, rows[idx][kind]))
             if rng_local.random() < 0.05:  # a resend, as the emulator samples with replacement
                 again = order[rng_local.randrange(n + 1)]
                 for kind in ("pin", "geo", "user"):
                     if not (kind == "geo" and again in incomplete):
-                        send(producer, topics, kind, rows[again][kind])
+                        futures.append(send(producer, topics, kind, rows[again][kind]))
             if n % 100 == 99:
                 producer.flush()
                 time.sleep(0.15)
@@ -148,9 +150,17 @@ def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap,
             kills += 1
         proc.wait()
     producer_thread.join()
+    lost = [f"{type(f.exception).__name__}: {f.exception}" for f in futures if f.failed()]
+    if lost and os.environ.get("CRASH_DEBUG_DIR"):
+        Path(os.environ["CRASH_DEBUG_DIR"]).mkdir(parents=True, exist_ok=True)
+        (Path(os.environ["CRASH_DEBUG_DIR"]) / "lost.txt").write_text("\n".join(lost))
     final = subprocess.run([*command[:-3], "--timeout", "8", "--no-progress", "--allow-partial"], env=env,
                            capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
+
+    # The test's own producer must have delivered everything, or the comparison below means nothing.
+    assert lost == [], lost[:5]
+    assert complete_idx_in_kafka(kafka_bootstrap, topics) == produced_complete
 
     assert batch_store.verify(tmp_path) == []
     per_batch = written_idx_per_batch(tmp_path)
