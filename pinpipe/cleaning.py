@@ -17,7 +17,7 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "image_src": (datagen.IMAGE_SRC_ERROR,),
 }
 
-BLANK = r"^\s*$"  # empty, or only spaces, tabs and line breaks
+WHITESPACE = " \t\n\x0b\f\r"  # spaces, tabs and line breaks (the characters of regex \s)
 FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)([kKmM])\s*$|^\s*(\d+)\s*$"
 SUFFIX_MULTIPLIER = {"k": 1_000, "m": 1_000_000}
 TIMESTAMP_PATTERN = "yyyy-MM-dd HH:mm:ss"
@@ -31,9 +31,15 @@ GEO_COLUMNS = ("ind", "country", "coordinates", "timestamp")
 USER_COLUMNS = ("ind", "user_name", "age", "date_joined")
 
 
+def is_blank(column: Column) -> Column:
+    """Empty, or whitespace only. The regex runs only on values that start with whitespace: most values
+    start with something else, and a regex first copies the whole text into a Java string."""
+    return (column == F.lit("")) | (F.left(column, F.lit(1)).isin(*WHITESPACE) & ~column.rlike(r"\S"))
+
+
 def blank_to_null(column: Column) -> Column:
     """Empty and whitespace-only strings become null; other values keep their surrounding spaces."""
-    return F.when(~column.rlike(BLANK), column)
+    return F.when(~is_blank(column), column)
 
 
 def placeholder_to_null(column: Column, placeholders: tuple[str, ...]) -> Column:
@@ -106,31 +112,45 @@ def clean_user(raw: DataFrame) -> DataFrame:
     )
 
 
-def quality_report(raw_pin: DataFrame, raw_geo: DataFrame, raw_user: DataFrame) -> DataFrame:
-    """For each cleaning rule, how many values it changed or nulled (one pass over each table)."""
-    rules: dict[str, list[tuple[str, str, Column]]] = {}  # table -> (column, rule, condition)
-    for table, raw in (("pin", raw_pin), ("geo", raw_geo), ("user", raw_user)):
-        text_columns = [f.name for f in raw.schema.fields if isinstance(f.dataType, T.StringType)]
-        rules[table] = [(c, "blank -> null", F.col(c).rlike(BLANK)) for c in text_columns]
-    present = {c: blank_to_null(F.col(c)) for c in FIELDS_PIN_TEXT}
-    follower = placeholder_to_null(present["follower_count"], PLACEHOLDERS["follower_count"])
-    rules["pin"] += [(c, "placeholder -> null", present[c].isin(*v)) for c, v in PLACEHOLDERS.items()]
-    rules["pin"] += [
-        ("follower_count", "k/M suffix -> integer",
-         F.col("follower_count").rlike(r"[kKmM]\s*$") & parse_follower_count(follower).isNotNull()),
-        ("follower_count", "unparseable -> null", follower.isNotNull() & parse_follower_count(follower).isNull()),
-        ("save_location", "prefix removed / unparseable -> null",
-         present["save_location"].isNotNull() & ~save_path(present["save_location"]).eqNullSafe(present["save_location"])),
-    ]
-    parsers = {"timestamp": parse_timestamp, "date_joined": parse_timestamp, "age": lambda c: c.try_cast(T.IntegerType()),
+QualityRule = tuple[str, str, Column]  # (column, rule, condition true where the rule changes the value)
+
+
+def quality_rules(table: str, raw: DataFrame) -> list[QualityRule]:
+    """The cleaning rules of one raw table, each with the condition under which it changes or nulls a value."""
+    text_columns = [f.name for f in raw.schema.fields if isinstance(f.dataType, T.StringType)]
+    rules: list[QualityRule] = [(c, "blank -> null", is_blank(F.col(c))) for c in text_columns]
+    if table == "pin":
+        present = {c: blank_to_null(F.col(c)) for c in FIELDS_PIN_TEXT}
+        follower = placeholder_to_null(present["follower_count"], PLACEHOLDERS["follower_count"])
+        # No placeholder is blank, so the raw value can be compared as it is.
+        rules += [(c, "placeholder -> null", F.col(c).isin(*v)) for c, v in PLACEHOLDERS.items()]
+        rules += [
+            ("follower_count", "k/M suffix -> integer",
+             F.col("follower_count").rlike(r"[kKmM]\s*$") & parse_follower_count(follower).isNotNull()),
+            ("follower_count", "unparseable -> null", follower.isNotNull() & parse_follower_count(follower).isNull()),
+            ("save_location", "prefix removed / unparseable -> null",
+             present["save_location"].isNotNull()
+             & ~save_path(present["save_location"]).eqNullSafe(present["save_location"])),
+        ]
+    parsers = {"timestamp": parse_timestamp, "date_joined": parse_timestamp,
+               "age": lambda c: c.try_cast(T.IntegerType()),
                "latitude": lambda c: c.try_cast(T.DoubleType()), "longitude": lambda c: c.try_cast(T.DoubleType())}
-    for table, columns in (("geo", ("timestamp", "latitude", "longitude")), ("user", ("age", "date_joined"))):
-        for c in columns:
-            value = blank_to_null(F.col(c))
-            rules[table].append((c, "unparseable -> null", value.isNotNull() & parsers[c](value).isNull()))
-    counts: list[tuple[str, str, str, int]] = []
+    typed = {"geo": ("timestamp", "latitude", "longitude"), "user": ("age", "date_joined")}.get(table, ())
+    for c in typed:
+        value = blank_to_null(F.col(c))
+        rules.append((c, "unparseable -> null", value.isNotNull() & parsers[c](value).isNull()))
+    return rules
+
+
+def quality_report(raw_pin: DataFrame, raw_geo: DataFrame, raw_user: DataFrame) -> DataFrame:
+    """For each cleaning rule, how many values it changed or nulled (one pass over each table).
+
+    Counted as sum(when(condition, 1)): Spark compiles it into the scan, where count_if costs twice as much.
+    """
+    rows: list[tuple[str, str, str, int]] = []
     for table, raw in (("pin", raw_pin), ("geo", raw_geo), ("user", raw_user)):
-        row = raw.select(*[F.count_if(cond).alias(f"r{i}") for i, (_, _, cond) in enumerate(rules[table])]).first()
-        counts += [(table, column, rule, row[f"r{i}"]) for i, (column, rule, _) in enumerate(rules[table])]
-    schema = "table string, column string, rule string, values_changed long"
-    return raw_pin.sparkSession.createDataFrame(counts, schema)
+        rules = quality_rules(table, raw)
+        counts = raw.select(*[F.sum(F.when(condition, 1).otherwise(0)).alias(f"r{i}")
+                              for i, (_, _, condition) in enumerate(rules)]).first()
+        rows += [(table, column, rule, counts[f"r{i}"] or 0) for i, (column, rule, _) in enumerate(rules)]
+    return raw_pin.sparkSession.createDataFrame(rows, "table string, column string, rule string, values_changed long")

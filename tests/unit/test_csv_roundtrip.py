@@ -48,3 +48,18 @@ def test_null_is_an_empty_field_and_reads_back_as_null(spark, tmp_path):
     t["pin"] = Record("pin", "pin", 0, 0, 0, {**t["pin"].value, "title": None})
     write_csv(tmp_path / "pin_data.csv", "pin", [t])
     assert read_raw(spark, str(tmp_path), "pin").first()["title"] is None
+
+
+def test_a_file_cut_into_parts_reads_back_the_same_rows(spark, tmp_path, monkeypatch):
+    """Large local files are read as part files (several tasks); the rows must not change."""
+    from pinpipe import csv_parts
+
+    triplets = [triplet(i, NASTY[i % len(NASTY)]) for i in range(60)]
+    write_csv(tmp_path / "pin_data.csv", "pin", triplets)
+    whole = read_raw(spark, str(tmp_path), "pin")
+    assert whole.rdd.getNumPartitions() == 1  # small: read as it is
+    monkeypatch.setattr(csv_parts, "parts_for", lambda size, parallelism: 4)
+    cut = read_raw(spark, str(tmp_path), "pin")
+    assert len(cut.inputFiles()) == 4 and cut.rdd.getNumPartitions() > 1  # Spark packs tiny files together
+    assert sorted(cut.collect(), key=lambda r: int(r["idx"])) == sorted(whole.collect(), key=lambda r: int(r["idx"]))
+    assert cut.count() == 60
