@@ -4,7 +4,8 @@ Exactly-once output rests on three rules (README, "Delivery guarantees"):
 1. a batch's files and manifest become visible together, by an atomic rename, after fsync;
 2. offsets are committed only after that rename, and only up to the oldest record still pending;
 3. on start (and after a rebalance) each partition resumes from the newest manifest that owned it:
-   records below its cursor are skipped unless the manifest lists them as carried (still pending).
+   records below its cursor are skipped unless the manifest lists them as carried (still pending);
+   carried records not read back yet when the next batch closes are listed as carried again.
 """
 from __future__ import annotations
 
@@ -55,11 +56,32 @@ class _PartitionState:
     skip_below: int = 0  # offsets below this were accounted for by earlier batches...
     carried: frozenset[int] = frozenset()  # ...except these, which are still pending
     last: int | None = None  # last offset accounted for in the current batch
+    seen: int = -1  # last offset read since the partition was positioned (taken or skipped)
 
     @property
     def next_cursor(self) -> int:
         """Where the next batch starts: after this batch's last record, or where this one started."""
         return self.cursor if self.last is None else self.last + 1
+
+    def carried_unread(self) -> list[int]:
+        """Carried records not read back yet: still pending, though not in the aligner."""
+        return sorted(offset for offset in self.carried if offset > self.seen)
+
+
+def carried_offsets(partitions: dict[TopicPartition, _PartitionState],
+                    pending: list[Record]) -> dict[str, dict[str, list[int]]]:
+    """What a closing batch must list as carried, per topic and partition: the pending records in the
+    aligner, and the carried records of earlier batches that this process has not read back yet (a batch
+    can fill up before the replay of every partition reaches them; leaving them out would lose them)."""
+    carried: dict[str, dict[str, set[int]]] = {}
+    for record in pending:
+        carried.setdefault(record.topic, {}).setdefault(str(record.partition), set()).add(record.offset)
+    for tp, state in partitions.items():
+        unread = state.carried_unread()
+        if unread:
+            carried.setdefault(tp.topic, {}).setdefault(str(tp.partition), set()).update(unread)
+    return {topic: {partition: sorted(offsets) for partition, offsets in parts.items()}
+            for topic, parts in carried.items()}
 
 
 class Extractor:
@@ -239,6 +261,7 @@ class Extractor:
 
     def _take(self, tp: TopicPartition, state: _PartitionState, message) -> None:
         offset = message.offset
+        state.seen = offset
         if offset < state.skip_below:
             if offset not in state.carried:
                 return  # accounted for by an earlier batch
@@ -257,10 +280,7 @@ class Extractor:
         if self._revoked.is_set():
             return  # never write a batch for partitions that may have moved; the loop forgets it all
         triplets, duplicates = self.aligner.close_batch()
-        pending = self.aligner.pending_records()
-        carried: dict[str, dict[str, list[int]]] = {}
-        for record in pending:
-            carried.setdefault(record.topic, {}).setdefault(str(record.partition), []).append(record.offset)
+        carried = carried_offsets(self.partitions, self.aligner.pending_records())
         offsets: dict[str, dict[str, list[int]]] = {}
         cursors: dict[str, dict[str, int]] = {}
         commits: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -272,9 +292,6 @@ class Extractor:
             cursors.setdefault(tp.topic, {})[str(tp.partition)] = next_cursor
             held = carried.get(tp.topic, {}).get(str(tp.partition), [])
             commits[tp] = OffsetAndMetadata(min(held, default=next_cursor), batch_id, -1)
-        for parts in carried.values():
-            for offsets_list in parts.values():
-                offsets_list.sort()
         manifest = Manifest(
             batch_id=batch_id, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             rows=len(triplets), duplicates=duplicates, rejected=len(self.rejects), pending=len(self.aligner.pending),

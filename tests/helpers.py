@@ -61,16 +61,22 @@ def written_idx_per_batch(batch_dir: Path) -> list[list[int]]:
     return result
 
 
-def complete_idx_in_kafka(bootstrap: str, topics: dict[str, str]) -> set[int]:
-    """Ground truth read straight from the log (committed data, every partition): idx that have all three kinds."""
+def records_in_kafka(bootstrap: str, topics: dict[str, str]) -> dict[int, list[tuple[str, int, int]]]:
+    """Ground truth read straight from the log (committed data, every partition): idx -> (kind, partition, offset)."""
     from kafka import KafkaConsumer
 
-    kinds_by_idx: dict[int, set[str]] = {}
+    found: dict[int, list[tuple[str, int, int]]] = {}
     for kind, topic in topics.items():
         consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                  enable_auto_commit=False, isolation_level="read_committed",
                                  consumer_timeout_ms=3000)
         for message in consumer:
-            kinds_by_idx.setdefault(json.loads(message.value)["idx"], set()).add(kind)
+            found.setdefault(json.loads(message.value)["idx"], []).append((kind, message.partition, message.offset))
         consumer.close()
-    return {idx for idx, kinds in kinds_by_idx.items() if len(kinds) == len(KINDS)}
+    return found
+
+
+def complete_idx_in_kafka(bootstrap: str, topics: dict[str, str]) -> set[int]:
+    """The idx that have all three kinds in the log."""
+    return {idx for idx, records in records_in_kafka(bootstrap, topics).items()
+            if {kind for kind, _, _ in records} == set(KINDS)}
