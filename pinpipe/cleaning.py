@@ -23,8 +23,6 @@ SUFFIX_MULTIPLIER = {"k": 1_000, "m": 1_000_000}
 TIMESTAMP_PATTERN = "yyyy-MM-dd HH:mm:ss"
 SAVE_LOCATION_PATTERN = r"^(?:Local save in )?(/.*)$"
 
-FIELDS_PIN_TEXT = ("title", "description", "poster_name", "follower_count", "tag_list", "image_src", "save_location")
-
 PIN_COLUMNS = ("ind", "unique_id", "title", "description", "follower_count", "poster_name", "tag_list",
                "is_image_or_video", "image_src", "save_location", "category")
 GEO_COLUMNS = ("ind", "country", "coordinates", "timestamp")
@@ -120,8 +118,8 @@ def quality_rules(table: str, raw: DataFrame) -> list[QualityRule]:
     text_columns = [f.name for f in raw.schema.fields if isinstance(f.dataType, T.StringType)]
     rules: list[QualityRule] = [(c, "blank -> null", is_blank(F.col(c))) for c in text_columns]
     if table == "pin":
-        present = {c: blank_to_null(F.col(c)) for c in FIELDS_PIN_TEXT}
-        follower = placeholder_to_null(present["follower_count"], PLACEHOLDERS["follower_count"])
+        follower = placeholder_to_null(blank_to_null(F.col("follower_count")), PLACEHOLDERS["follower_count"])
+        location = blank_to_null(F.col("save_location"))
         # No placeholder is blank, so the raw value can be compared as it is.
         rules += [(c, "placeholder -> null", F.col(c).isin(*v)) for c, v in PLACEHOLDERS.items()]
         rules += [
@@ -129,8 +127,7 @@ def quality_rules(table: str, raw: DataFrame) -> list[QualityRule]:
              F.col("follower_count").rlike(r"[kKmM]\s*$") & parse_follower_count(follower).isNotNull()),
             ("follower_count", "unparseable -> null", follower.isNotNull() & parse_follower_count(follower).isNull()),
             ("save_location", "prefix removed / unparseable -> null",
-             present["save_location"].isNotNull()
-             & ~save_path(present["save_location"]).eqNullSafe(present["save_location"])),
+             location.isNotNull() & ~save_path(location).eqNullSafe(location)),
         ]
     parsers = {"timestamp": parse_timestamp, "date_joined": parse_timestamp,
                "age": lambda c: c.try_cast(T.IntegerType()),

@@ -63,9 +63,9 @@ class _PartitionState:
         """Where the next batch starts: after this batch's last record, or where this one started."""
         return self.cursor if self.last is None else self.last + 1
 
-    def carried_unread(self) -> list[int]:
+    def carried_unread(self) -> set[int]:
         """Carried records not read back yet: still pending, though not in the aligner."""
-        return sorted(offset for offset in self.carried if offset > self.seen)
+        return {offset for offset in self.carried if offset > self.seen}
 
 
 def carried_offsets(partitions: dict[TopicPartition, _PartitionState],
@@ -77,8 +77,7 @@ def carried_offsets(partitions: dict[TopicPartition, _PartitionState],
     for record in pending:
         carried.setdefault(record.topic, {}).setdefault(str(record.partition), set()).add(record.offset)
     for tp, state in partitions.items():
-        unread = state.carried_unread()
-        if unread:
+        if unread := state.carried_unread():
             carried.setdefault(tp.topic, {}).setdefault(str(tp.partition), set()).update(unread)
     return {topic: {partition: sorted(offsets) for partition, offsets in parts.items()}
             for topic, parts in carried.items()}

@@ -142,6 +142,10 @@ def spark_path(path: Path) -> str:
     return "dbfs:" + text[len("/dbfs"):] if text.startswith("/dbfs/") else text
 
 
+# Columns of the cleaned frames whose values are (nearly) all distinct long texts.
+FREE_TEXT = {"pin": ("unique_id", "title", "description", "tag_list", "image_src")}
+
+
 def save_cleaned(cleaned: dict[str, DataFrame], output_dir: str) -> dict[str, DataFrame]:
     """The cleaned frames to <output_dir>/../cleaned/<name> as Parquet, all at once (one job per frame, from
     threads); returns them read back, so the questions scan a few compact columns instead of the CSVs again."""
@@ -158,10 +162,6 @@ def save_cleaned(cleaned: dict[str, DataFrame], output_dir: str) -> dict[str, Da
 
     with ThreadPoolExecutor(max_workers=len(cleaned)) as pool:
         return dict(zip(cleaned, pool.map(save, cleaned.items())))
-
-
-# Columns of the cleaned frames whose values are (nearly) all distinct long texts.
-FREE_TEXT = {"pin": ("unique_id", "title", "description", "tag_list", "image_src")}
 
 
 def write_results(results: dict[str, Collected], output_dir: str, input_rows: dict[str, int]) -> dict[str, int]:

@@ -5,7 +5,7 @@ import csv
 import json
 from pathlib import Path
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 
 from pinpipe import datagen
 from pinpipe.records import encode_key, encode_value, row_dict
@@ -61,18 +61,30 @@ def written_idx_per_batch(batch_dir: Path) -> list[list[int]]:
     return result
 
 
+def consume_all(bootstrap, topic_names, expected, committed_only=True, timeout_ms=10_000):
+    """Every record of the topics from the start (stopping at `expected` records, or when none come for
+    `timeout_ms`)."""
+    consumer = KafkaConsumer(*topic_names, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             isolation_level="read_committed" if committed_only else "read_uncommitted",
+                             consumer_timeout_ms=timeout_ms, enable_auto_commit=False)
+    records = []
+    try:
+        for record in consumer:
+            records.append(record)
+            if expected is not None and len(records) >= expected:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
 def records_in_kafka(bootstrap: str, topics: dict[str, str]) -> dict[int, list[tuple[str, int, int]]]:
     """Ground truth read straight from the log (committed data, every partition): idx -> (kind, partition, offset)."""
-    from kafka import KafkaConsumer
-
+    kind_of = {topic: kind for kind, topic in topics.items()}
     found: dict[int, list[tuple[str, int, int]]] = {}
-    for kind, topic in topics.items():
-        consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                 enable_auto_commit=False, isolation_level="read_committed",
-                                 consumer_timeout_ms=3000)
-        for message in consumer:
-            found.setdefault(json.loads(message.value)["idx"], []).append((kind, message.partition, message.offset))
-        consumer.close()
+    for message in consume_all(bootstrap, list(topics.values()), None, timeout_ms=3000):
+        found.setdefault(json.loads(message.value)["idx"], []).append(
+            (kind_of[message.topic], message.partition, message.offset))
     return found
 
 

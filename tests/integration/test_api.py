@@ -12,13 +12,12 @@ from collections import Counter, defaultdict
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer
 
 from pinpipe.api import create_app
 from pinpipe.config import PROJECT_ROOT, get_settings
 from pinpipe.records import encode_value_field
 from tests.conftest import free_port, kafka_env, run_script, TEST_KAFKA_PORT
-from tests.helpers import triplet_rows
+from tests.helpers import consume_all, triplet_rows
 
 
 def api_settings(kafka_bootstrap, topics, **extra):
@@ -40,21 +39,6 @@ def json_row(row: dict) -> dict:
 
 
 ROWS = triplet_rows(50, seed=3)
-
-
-def consume_all(bootstrap, topic_names, expected, committed_only=True, timeout_ms=10_000):
-    consumer = KafkaConsumer(*topic_names, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             isolation_level="read_committed" if committed_only else "read_uncommitted",
-                             consumer_timeout_ms=timeout_ms, enable_auto_commit=False)
-    records = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if expected is not None and len(records) >= expected:
-                break
-    finally:
-        consumer.close()
-    return records
 
 
 def test_topics_call_answers_offsets_that_match_what_kafka_holds(client, kafka_bootstrap, topics):
