@@ -84,13 +84,15 @@ def create_app(settings: Settings, *, database_check: Callable[[], bool] | None 
                                      f"{', '.join(settings.topics.values())}")
         return topic
 
-    def validate_value(kind: str, value: Any, loc: tuple) -> dict[str, Any]:
+    def validate_value(kind: str, value: Any, loc: tuple, *, json_body: bool = False) -> dict[str, Any]:
+        """One row of `kind` from a parsed value (or raw JSON bytes); errors name the field under `loc`."""
+        model = VALUE_MODELS[kind]
         try:
-            model = VALUE_MODELS[kind].model_validate(value)
+            row = model.model_validate_json(value) if json_body else model.model_validate(value)
         except ValidationError as exc:
             raise RequestValidationError(
                 [{**e, "loc": (*loc, *e["loc"])} for e in exc.errors(include_url=False)]) from None
-        return model.model_dump()
+        return row.model_dump()
 
     # Responses are built as JSONResponse (documented through `responses`): re-validating our own
     # output through response_model cost ~10 % of the single-record request rate.
@@ -126,13 +128,27 @@ def create_app(settings: Settings, *, database_check: Callable[[], bool] | None 
         return JSONResponse({"idx": event.pin.idx, "offsets": {
             kind: {"partition": d.partition, "offset": d.offset} for kind, d in zip(KINDS, delivered)}})
 
+    # The seed's call carries one record; it is parsed by hand (query string, then the body straight into the
+    # topic's model) instead of through FastAPI's dependency solver and a dict round trip, which cost about a
+    # fifth of its request rate. The OpenAPI description below documents the same contract.
     @app.post("/send_data", response_model=None, tags=["produce"],
-              responses={200: {"model": SendDataResponse}, 404: {}, 413: {}, 422: {}, 503: {}})
-    async def send_data(value: dict[str, Any], topic: str = Query(..., description="pin_data.pin, .geo or .user")):
+              responses={200: {"model": SendDataResponse}, 404: {}, 413: {}, 422: {}, 503: {}},
+              openapi_extra={
+                  "parameters": [{"name": "topic", "in": "query", "required": True, "schema": {
+                      "type": "string", "enum": list(settings.topics.values())},
+                      "description": "pin_data.pin, .geo or .user"}],
+                  "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                      "type": "object", "description": "A row of the topic's table (pin, geo or user columns)"}}}},
+              })
+    async def send_data(request: Request):
         """The seed's single-record call, with the same guarantee: 200 only once the broker has it."""
+        topic = request.query_params.get("topic")
+        if topic is None:
+            raise RequestValidationError([{"type": "missing", "loc": ("query", "topic"), "msg": "Field required",
+                                           "input": None}])
         topic = pipeline_topic(topic)
         kind = kind_of_topic[topic]
-        row = validate_value(kind, value, ("body",))
+        row = validate_value(kind, await request.body(), ("body",), json_body=True)
         [delivered] = await app.state.producer.produce(topic, [(encode_key(row["idx"]), encode_value(kind, row))])
         stats.produced[topic] += 1
         return JSONResponse({"status": "Message sent", "topic": topic, "partition": delivered.partition,

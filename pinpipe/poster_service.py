@@ -50,7 +50,8 @@ def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, 
     app = create_app(settings, database_check=lambda: database_ready(database_url),
                      emulator_status=status.snapshot if emulate else None)
     config = uvicorn.Config(app, host=settings.poster_host, port=settings.poster_port, log_level="warning",
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=30)
+                            access_log=False, lifespan="on", timeout_graceful_shutdown=30,
+                            proxy_headers=False)  # served directly on loopback; no proxy to trust
     process: mp.Process | None = None
 
     def request_exit():

@@ -95,6 +95,16 @@ def test_invalid_bodies_are_422_naming_the_field(client, topics):
     assert response.status_code == 422 and "differs from value.idx" in response.text
 
 
+def test_send_data_without_a_topic_or_with_malformed_json_is_422(client, topics):
+    response = client.post("/send_data", json=json_row(ROWS[1]["geo"]))
+    assert response.status_code == 422 and ["query", "topic"] in [e["loc"] for e in response.json()["detail"]]
+    response = client.post("/send_data", params={"topic": topics["geo"]}, content=b'{"idx": 1,',
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"][0]["type"] == "json_invalid"
+    response = client.post("/send_data", params={"topic": topics["geo"]}, json=[json_row(ROWS[1]["geo"])])
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body"]
+
+
 def test_mismatched_idx_in_events_is_422(client):
     body = {"pin": json_row(ROWS[1]["pin"]), "geo": json_row(ROWS[2]["geo"]), "user": json_row(ROWS[1]["user"])}
     response = client.post("/events", json=body)
