@@ -60,6 +60,9 @@ def create_app(settings: Settings, *, database_check: Callable[[], bool] | None 
         description="Produces pin, geo and user records to Kafka. A 200 means the broker acknowledged "
                     "every record (acks=all); anything else means it may not have.",
         lifespan=lifespan,
+        # No OpenTelemetry provider is configured here (GET /stats reports the counters); the per-request
+        # check for one costs ~5 % of the single-record rate. Turn it on when you export traces or metrics.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes, stats=stats)
 

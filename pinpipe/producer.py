@@ -119,6 +119,9 @@ class RecordProducer:
         self._deliveries: _Deliveries | None = None  # bound to the loop of the first request
 
     def _get(self) -> KafkaProducer:
+        producer = self._producer
+        if producer is not None:
+            return producer
         with self._lock:
             if self._producer is None:
                 self._producer = KafkaProducer(**_producer_config(self.settings))
@@ -131,15 +134,16 @@ class RecordProducer:
     async def produce(self, topic: str, items: list[tuple[bytes, bytes]]) -> list[Delivered]:
         deadline = self.settings.delivery_timeout_s
         try:
-            metadata = await _within(deadline, self._produce(topic, items))
+            metadata = await self._produce(topic, items, deadline)
         except (TimeoutError, asyncio.TimeoutError):
             raise BrokerUnavailable(f"the broker did not acknowledge within {deadline:g} s") from None
         except KafkaError as exc:
             raise BrokerUnavailable(f"the broker refused or is unreachable ({type(exc).__name__})") from None
         return [Delivered(md.topic, md.partition, md.offset) for md in metadata]
 
-    async def _produce(self, topic: str, items: list[tuple[bytes, bytes]]) -> list:
+    async def _produce(self, topic: str, items: list[tuple[bytes, bytes]], deadline: float) -> list:
         loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + deadline
         deliveries = self._deliveries
         if deliveries is None or deliveries.loop is not loop:
             deliveries = self._deliveries = _Deliveries(loop)
@@ -148,10 +152,16 @@ class RecordProducer:
             # topic's partitions known it is a quick append: skip the thread hop (measured ~1.5x requests/s).
             sent = self._send_all(topic, items, deliveries)
         else:
-            sent = await loop.run_in_executor(self._executor, self._send_all, topic, items, deliveries)
-        if len(sent) == 1:
-            return [await sent[0]]
-        return await asyncio.gather(*sent)
+            sent = await _within(deadline, loop.run_in_executor(self._executor, self._send_all, topic, items,
+                                                                deliveries))
+        delivered = sent[0] if len(sent) == 1 else asyncio.gather(*sent)
+        # One timer on the delivery future is the deadline (cheaper per request than an asyncio.timeout scope).
+        timer = loop.call_at(give_up_at, _expire, delivered)
+        try:
+            result = await delivered
+        finally:
+            timer.cancel()
+        return [result] if len(sent) == 1 else result
 
     def _metadata_known(self, topic: str) -> bool:
         metadata = getattr(self._producer, "_metadata", None)  # private: any change falls back to the thread
@@ -286,6 +296,11 @@ class TransactionalBatcher:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=self.settings.delivery_timeout_s + 5)
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _set_result(future: asyncio.Future, value) -> None:
