@@ -49,11 +49,13 @@ def posts_with_user(pin: DataFrame, user: DataFrame) -> DataFrame:
 
 
 def users(pin: DataFrame, user: DataFrame) -> DataFrame:
-    """Distinct users with their follower count (largest non-null among pins with the same ind)."""
-    followers = pin.groupBy("ind").agg(F.max("follower_count").alias("pin_followers"))
-    return (user.join(followers, on="ind", how="left")
+    """Distinct users with their follower count (largest non-null among pins with the same ind).
+
+    One aggregation: each user row meets all the pins of its ind, and the user's maximum is taken over them."""
+    return (user.select("ind", "user_name", "age", "date_joined")
+            .join(pin.select("ind", "follower_count"), on="ind", how="left")
             .groupBy("user_name", "age", "date_joined")
-            .agg(F.max("pin_followers").alias("follower_count")))
+            .agg(F.max("follower_count").alias("follower_count")))
 
 
 def q1_top_category_by_country(pin: DataFrame, geo: DataFrame) -> DataFrame:

@@ -105,7 +105,7 @@ def test_quality_report_counts_what_each_rule_changed(spark):
     assert sum(report.values()) == 1 + 1 + 1 + 2 + 3 + 1 + 1  # nothing else changed
 
 
-def test_quality_report_counts_blanks_unparseable_values_and_paths_in_every_table(spark):
+def test_quality_report_counts_blanks_unparseable_values_and_paths_in_every_table(spark, tmp_path):
     rows = [pin_row(), pin_row(idx="1", title="  ", follower_count="1.2k", description="Untitled"),
             pin_row(idx="2", follower_count="lots", save_location="/already/a/path")]
     geo = raw(spark, "geo", [{"idx": "0", "timestamp": "2020-13-01 00:00:00", "latitude": "x", "longitude": "2",
@@ -114,6 +114,13 @@ def test_quality_report_counts_blanks_unparseable_values_and_paths_in_every_tabl
                                 "date_joined": "2016-01-01 00:00:00"}])
     report = {(r["table"], r["column"], r["rule"]): r["values_changed"]
               for r in cleaning.quality_report(raw(spark, "pin", rows), geo, user).collect()}
+    # The notebook passes the cleaned tables as saved to Parquet and read back: the same counts.
+    cleaned = {}
+    for kind, table in (("pin", raw(spark, "pin", rows)), ("geo", geo), ("user", user)):
+        cleaning.CLEANERS[kind](table).write.parquet(str(tmp_path / kind))
+        cleaned[kind] = spark.read.parquet(str(tmp_path / kind))
+    assert report == {(r["table"], r["column"], r["rule"]): r["values_changed"] for r in
+                      cleaning.quality_report(raw(spark, "pin", rows), geo, user, cleaned=cleaned).collect()}
     changed = {key: n for key, n in report.items() if n}
     assert changed == {
         ("pin", "title", "blank -> null"): 1,
