@@ -43,9 +43,12 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch") -> Sp
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    memory = os.environ.get("SPARK_DRIVER_MEMORY", "4g")
     return (
         SparkSession.builder.master(master).appName(app_name)
-        .config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
+        .config("spark.driver.memory", memory)
+        # The whole heap from the start: growing it step by step on the first large batch cost ~2 s at 1M rows.
+        .config("spark.driver.extraJavaOptions", f"-Xms{memory}")
         .config("spark.sql.shuffle.partitions", "8")  # small batches: 200 shuffle tasks would dominate
         # One batch's geo or user columns fit in memory: broadcast them instead of shuffling both sides.
         .config("spark.sql.autoBroadcastJoinThreshold", "128MB")
