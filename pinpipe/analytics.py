@@ -139,11 +139,11 @@ def q8_median_followers_by_age_group_and_join_year(pin: DataFrame, user: DataFra
 def all_results(pin: DataFrame, geo: DataFrame, user: DataFrame, cache_shared: bool = True) -> dict[str, DataFrame]:
     """The nine results by name (the names of the files they are written to).
 
-    With `cache_shared`, what several questions share (posts with geo, posts with user, users, and q3a, which
-    q3b ranks) is cached: Spark finds a cached plan inside any later query, so each is computed once.
+    With `cache_shared`, what several questions share (posts with geo, users, and q3a, which q3b ranks) is
+    cached: Spark finds a cached plan inside any later query, so each is computed once.
     """
     if cache_shared:
-        for shared in (posts_with_geo(pin, geo), posts_with_user(pin, user), users(pin, user),
+        for shared in (posts_with_geo(pin, geo), users(pin, user),
                        q3a_top_user_by_country(pin, geo)):  # q3b is the top row of q3a
             shared.cache()
     return {
