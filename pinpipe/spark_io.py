@@ -37,8 +37,8 @@ def on_databricks() -> bool:
 def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch") -> SparkSession:
     """The session Databricks (or a caller) already has, else a new one on `master`.
 
-    SPARK_DRIVER_MEMORY (default 4g) sizes the local JVM: a multi-line CSV file is parsed by one task, and
-    1,000,000 pins do not fit in Spark's 1g default.
+    SPARK_DRIVER_MEMORY (default 4g) sizes the local JVM's heap, all of it reserved at start: 1,000,000 pins
+    do not fit in Spark's 1g default.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
