@@ -12,7 +12,7 @@ from kafka.errors import KafkaError
 
 from pinpipe import batch_store
 from pinpipe.config import get_settings
-from pinpipe.extraction import Extractor, install_stop_signals
+from pinpipe.extraction import Extractor, GroupJoinTimeout, install_stop_signals
 from pinpipe.logs import setup_logging
 
 log = logging.getLogger("batch_extractor")
@@ -34,8 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="on timeout, write the complete triplets there are instead of failing")
     parser.add_argument("--group-id", default=None, help="consumer group (default EXTRACTOR_GROUP_ID or pin-batch-extractor)")
     parser.add_argument("--instance-id", default=None,
-                        help="static group membership id (EXTRACTOR_INSTANCE_ID): a restart resumes at once; "
-                             "give each extractor of a group its own")
+                        help="static group membership id (EXTRACTOR_INSTANCE_ID); default <group>-<host>-<slot>, "
+                             "the slot being the lowest one free in the batch directory, so a restart after a "
+                             "crash resumes at once; give each extractor of a group its own")
     parser.add_argument("--batch-dir", type=Path, default=None, help="output directory (default BATCH_DIR or batch_data)")
     parser.add_argument("--verify", action="store_true",
                         help="check the manifests under the batch directory (no gaps, no overlaps) and exit")
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
                           instance_id=args.instance_id)
     try:
         result = extractor.run()
+    except GroupJoinTimeout as exc:
+        log.debug("extractor failed", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KafkaError as exc:
         log.debug("extractor failed", exc_info=True)
         print(f"error: cannot read from Kafka at {settings.kafka_bootstrap_servers} ({exc}); is the broker "

@@ -105,30 +105,40 @@ fetch_tarball() {
     tar -xzf "$work/kafka.tgz" -C "$work" && cp "$work/kafka_$SCALA_VERSION-$KAFKA_VERSION"/libs/*.jar "$libs/"
 }
 
-write_config() {
-    cat > "$KAFKA_CONFIG_FILE" <<CONF
-# Written by start_kafka.sh: single-node KRaft, broker and controller in one process.
+write_config() {  # the configuration of node $NODE_ID of a cluster of $1 brokers
+    local brokers="$1" node voters=() replicas min_isr
+    for (( node = 1; node <= brokers; node++ )); do
+        voters+=("$node@$KAFKA_HOST:$((KAFKA_CONTROLLER_PORT + (node - 1) * KAFKA_NODE_PORT_STEP))")
+    done
+    replicas=$(( brokers < 3 ? brokers : 3 ))
+    min_isr=$(( replicas >= 3 ? 2 : 1 ))
+    cat > "$NODE_CONFIG_FILE" <<CONF
+# Written by start_kafka.sh: node $NODE_ID of $brokers, KRaft, broker and controller in one process.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT,CONTROLLER://$KAFKA_HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$KAFKA_HOST:$KAFKA_PORT
+node.id=$NODE_ID
+controller.quorum.voters=$(IFS=,; printf '%s' "${voters[*]}")
+listeners=PLAINTEXT://$KAFKA_HOST:$NODE_PORT,CONTROLLER://$KAFKA_HOST:$NODE_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$KAFKA_HOST:$NODE_PORT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$KAFKA_DATA_DIR
+log.dirs=$NODE_DATA_DIR
 num.partitions=$KAFKA_PARTITIONS
-# One broker: internal topics cannot have more than one replica.
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+# Every topic, internal ones included, has min(brokers, 3) replicas; with three, a write acknowledged with
+# acks=all is on at least two brokers (min.insync.replicas=2), and no out-of-sync replica may become leader.
+default.replication.factor=$replicas
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$replicas
+transaction.state.log.replication.factor=$replicas
+transaction.state.log.min.isr=$min_isr
+share.coordinator.state.topic.replication.factor=$replicas
+share.coordinator.state.topic.min.isr=$min_isr
+unclean.leader.election.enable=false
 group.initial.rebalance.delay.ms=0
 # Topics are created by this script with the shared partition count; a typo must not create one.
 auto.create.topics.enable=false
 CONF
-    cat > "$KAFKA_STATE_DIR/log4j2.properties" <<'LOG'
+    cat > "$NODE_DIR/log4j2.properties" <<'LOG'
 status = warn
 appender.out.type = Console
 appender.out.name = out
@@ -160,54 +170,97 @@ run_java() {  # a short-lived Kafka tool in a JVM tuned for start-up time
         -cp "$KAFKA_CLASSPATH" "$@"
 }
 
-format_storage() {
-    if [[ -f "$KAFKA_DATA_DIR/meta.properties" ]]; then
-        return  # formatted before: keep the cluster id and the data
+cluster_id() {  # one id for every node of the cluster, made once and kept
+    local file="$KAFKA_STATE_DIR/cluster.id"
+    if [[ ! -s "$file" ]]; then
+        # 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints)
+        head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$file"
     fi
-    local cluster_id
-    # A cluster id is 16 random bytes in URL-safe base64 without padding (what `random-uuid` prints);
-    # it may start with "-", hence --cluster-id=…
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-    say "Formatting $KAFKA_DATA_DIR (cluster id $cluster_id)"
-    run_java kafka.tools.StorageTool format --cluster-id="$cluster_id" -c "$KAFKA_CONFIG_FILE" > "$KAFKA_LOG_DIR/format.log" 2>&1 \
-        || { cat "$KAFKA_LOG_DIR/format.log" >&2; die "formatting the Kafka storage failed"; }
+    cat "$file"
 }
 
-wait_until_ready() {
-    local pid="$1" deadline=$((SECONDS + KAFKA_START_TIMEOUT))
-    until grep -q "Kafka Server started" "$KAFKA_LOG_DIR/server.log" 2>/dev/null && port_open "$KAFKA_PORT"; do
+format_storage() {
+    if [[ -f "$NODE_DATA_DIR/meta.properties" ]]; then
+        return  # formatted before: keep the cluster id and the data
+    fi
+    local id
+    id="$(cluster_id)"
+    say "Formatting $NODE_DATA_DIR (node $NODE_ID, cluster id $id)"
+    # --cluster-id=… because an id may start with "-"
+    run_java kafka.tools.StorageTool format --cluster-id="$id" -c "$NODE_CONFIG_FILE" > "$NODE_LOG_DIR/format.log" 2>&1 \
+        || { cat "$NODE_LOG_DIR/format.log" >&2; die "formatting the Kafka storage of node $NODE_ID failed"; }
+}
+
+prepare_node() {  # checks, directories, configuration and storage of node $1 of a cluster of $2
+    set_node "$1" "$2"
+    local port dir
+    if [[ -f "$NODE_PID_FILE" ]]; then
+        say "Removing stale pid file $NODE_PID_FILE (pid $(cat "$NODE_PID_FILE") is not a running broker)"
+        rm -f "$NODE_PID_FILE"
+    fi
+    for port in "$NODE_PORT" "$NODE_CONTROLLER_PORT"; do
+        ! port_open "$port" || die "port $port (node $NODE_ID) is already in use by another program; stop it or set KAFKA_PORT / KAFKA_CONTROLLER_PORT"
+    done
+    mkdir -p "$NODE_DIR" "$NODE_DATA_DIR" "$NODE_LOG_DIR" 2>/dev/null || true
+    for dir in "$NODE_DIR" "$NODE_DATA_DIR" "$NODE_LOG_DIR"; do
+        [[ -d "$dir" && -w "$dir" ]] || die "directory $dir is not writable; fix its permissions or set KAFKA_STATE_DIR"
+    done
+    write_config "$2"
+    format_storage
+}
+
+launch_node() {  # starts the prepared node $1 of a cluster of $2 in the background; its pid goes to its pid file
+    set_node "$1" "$2"
+    say "Starting Kafka $KAFKA_VERSION node $NODE_ID (KRaft) on $KAFKA_HOST:$NODE_PORT, controller on $NODE_CONTROLLER_PORT"
+    : > "$NODE_LOG_DIR/server.log"
+    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
+    nohup "$JAVA_BIN" $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+        -Dlog4j2.configurationFile="$NODE_DIR/log4j2.properties" \
+        -cp "$KAFKA_CLASSPATH" kafka.Kafka "$NODE_CONFIG_FILE" >> "$NODE_LOG_DIR/server.log" 2>&1 < /dev/null &
+    echo "$!" > "$NODE_PID_FILE"
+}
+
+wait_until_ready() {  # node $1 of a cluster of $2
+    set_node "$1" "$2"
+    local pid deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+    pid="$(cat "$NODE_PID_FILE")"
+    until grep -q "Kafka Server started" "$NODE_LOG_DIR/server.log" 2>/dev/null && port_open "$NODE_PORT"; do
         if ! kill -0 "$pid" 2>/dev/null; then
-            say "The broker exited during start-up. Last lines of $KAFKA_LOG_DIR/server.log:" >&2
-            tail -n 30 "$KAFKA_LOG_DIR/server.log" >&2 || true
-            rm -f "$KAFKA_PID_FILE"
+            say "Node $NODE_ID exited during start-up. Last lines of $NODE_LOG_DIR/server.log:" >&2
+            tail -n 30 "$NODE_LOG_DIR/server.log" >&2 || true
+            rm -f "$NODE_PID_FILE"
             exit 1
         fi
         if (( SECONDS >= deadline )); then
-            say "The broker did not become ready within ${KAFKA_START_TIMEOUT}s. Last lines of $KAFKA_LOG_DIR/server.log:" >&2
-            tail -n 30 "$KAFKA_LOG_DIR/server.log" >&2 || true
+            say "Node $NODE_ID did not become ready within ${KAFKA_START_TIMEOUT}s. Last lines of $NODE_LOG_DIR/server.log:" >&2
+            tail -n 30 "$NODE_LOG_DIR/server.log" >&2 || true
             exit 1
         fi
         sleep 0.2
     done
 }
 
-create_topics() {
-    local topic job jobs=() failed=0
+create_topics() {  # on a cluster of $1 brokers: min($1, 3) replicas, min.insync.replicas 2 with three
+    local brokers="$1" topic job jobs=() failed=0 replicas min_isr bootstrap
+    replicas=$(( brokers < 3 ? brokers : 3 ))
+    min_isr=$(( replicas >= 3 ? 2 : 1 ))
+    bootstrap="$(bootstrap_list "$brokers")"
     for topic in "$PIN_TOPIC" "$GEO_TOPIC" "$USER_TOPIC"; do
-        run_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" \
-            --create --if-not-exists --topic "$topic" --partitions "$KAFKA_PARTITIONS" --replication-factor 1 \
-            > "$KAFKA_LOG_DIR/topic-$topic.log" 2>&1 &
+        run_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
+            --create --if-not-exists --topic "$topic" --partitions "$KAFKA_PARTITIONS" \
+            --replication-factor "$replicas" --config "min.insync.replicas=$min_isr" \
+            > "$KAFKA_STATE_DIR/topic-$topic.log" 2>&1 &
         jobs+=("$!")
     done
     for job in "${jobs[@]}"; do wait "$job" || failed=1; done
-    (( failed == 0 )) || { cat "$KAFKA_LOG_DIR"/topic-*.log >&2; die "creating the topics failed"; }
-    check_partitions
+    (( failed == 0 )) || { cat "$KAFKA_STATE_DIR"/topic-*.log >&2; die "creating the topics failed"; }
+    check_partitions "$bootstrap"
 }
 
 check_partitions() {  # an existing topic with another partition count breaks co-partitioning by key
     local topic described count
     for topic in "$PIN_TOPIC" "$GEO_TOPIC" "$USER_TOPIC"; do
-        described="$(run_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_HOST:$KAFKA_PORT" \
+        described="$(run_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$1" \
             --describe --topic "$topic" 2>/dev/null | grep -m 1 'PartitionCount' || true)"
         count="$(sed -n 's/.*PartitionCount: *\([0-9]*\).*/\1/p' <<<"$described")"
         [[ "$count" == "$KAFKA_PARTITIONS" ]] \
@@ -215,45 +268,85 @@ check_partitions() {  # an existing topic with another partition count breaks co
     done
 }
 
-main() {
-    if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-        sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//'
-        say "Environment: KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_STATE_DIR, KAFKA_DATA_DIR, KAFKA_LOG_DIR,"
-        say "KAFKA_PARTITIONS, KAFKA_HOME, KAFKA_CACHE_DIR, KAFKA_START_TIMEOUT, PIN_TOPIC, GEO_TOPIC, USER_TOPIC (see README)."
-        exit 0
-    fi
-    local pid
-    if pid="$(running_pid)"; then
-        say "Kafka is already running (pid $pid) on $KAFKA_HOST:$KAFKA_PORT"
-        exit 0
-    fi
-    if [[ -f "$KAFKA_PID_FILE" ]]; then
-        say "Removing stale pid file $KAFKA_PID_FILE (pid $(cat "$KAFKA_PID_FILE") is not a running broker)"
-        rm -f "$KAFKA_PID_FILE"
-    fi
-    check_java
-    for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-        ! port_open "$port" || die "port $port is already in use by another program; stop it or set KAFKA_PORT / KAFKA_CONTROLLER_PORT"
-    done
-    mkdir -p "$KAFKA_STATE_DIR" "$KAFKA_DATA_DIR" "$KAFKA_LOG_DIR" 2>/dev/null || true
-    for dir in "$KAFKA_STATE_DIR" "$KAFKA_DATA_DIR" "$KAFKA_LOG_DIR"; do
-        [[ -d "$dir" && -w "$dir" ]] || die "directory $dir is not writable; fix its permissions or set KAFKA_STATE_DIR"
-    done
-    locate_kafka
-    write_config
-    format_storage
+usage() {
+    cat <<USAGE
+Usage: ./start_kafka.sh [--brokers N] [--node N]
 
-    say "Starting Kafka $KAFKA_VERSION (KRaft) on $KAFKA_HOST:$KAFKA_PORT, controller on $KAFKA_CONTROLLER_PORT"
-    : > "$KAFKA_LOG_DIR/server.log"
-    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
-    nohup "$JAVA_BIN" $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
-        -Dlog4j2.configurationFile="$KAFKA_STATE_DIR/log4j2.properties" \
-        -cp "$KAFKA_CLASSPATH" kafka.Kafka "$KAFKA_CONFIG_FILE" >> "$KAFKA_LOG_DIR/server.log" 2>&1 < /dev/null &
-    pid=$!
-    echo "$pid" > "$KAFKA_PID_FILE"
-    wait_until_ready "$pid"
-    create_topics
-    say "Kafka is ready (pid $pid); topics $PIN_TOPIC, $GEO_TOPIC, $USER_TOPIC with $KAFKA_PARTITIONS partitions. Logs: $KAFKA_LOG_DIR/server.log"
+Start Apache Kafka $KAFKA_VERSION in KRaft mode (no ZooKeeper) and create the pipeline's three topics.
+Idempotent: nodes already running are left alone.
+
+  --brokers N   one broker (the default; also KAFKA_BROKERS) on localhost:\$KAFKA_PORT, or a cluster of N
+                nodes on this machine, each broker and controller, node K on port KAFKA_PORT+10*(K-1) and
+                controller port KAFKA_CONTROLLER_PORT+10*(K-1), state in \$KAFKA_STATE_DIR/node-K/; topics
+                get min(N, 3) replicas and, with three, min.insync.replicas=2
+  --node N      start only node N of the cluster (after ./stop_kafka.sh --node N)
+
+Environment: KAFKA_BROKERS, KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_STATE_DIR, KAFKA_DATA_DIR, KAFKA_LOG_DIR,
+KAFKA_PARTITIONS, KAFKA_HOME, KAFKA_CACHE_DIR, KAFKA_START_TIMEOUT, KAFKA_HEAP_OPTS, PIN_TOPIC, GEO_TOPIC,
+USER_TOPIC (see README).
+USAGE
+}
+
+main() {
+    local brokers="$KAFKA_BROKERS" only="" node pid dir started=() to_start=()
+    while (( $# )); do
+        case "$1" in
+            -h|--help) usage; exit 0 ;;
+            --brokers) [[ $# -ge 2 ]] || die "--brokers needs a number"; brokers="$2"; shift 2 ;;
+            --brokers=*) brokers="${1#*=}"; shift ;;
+            --node) [[ $# -ge 2 ]] || die "--node needs a number"; only="$2"; shift 2 ;;
+            --node=*) only="${1#*=}"; shift ;;
+            *) usage >&2; die "unknown argument: $1" ;;
+        esac
+    done
+    [[ "$brokers" =~ ^[1-9]$ ]] || die "--brokers must be a number from 1 to 9, not '$brokers'"
+    if [[ -n "$only" ]]; then
+        [[ "$only" =~ ^[1-9]$ ]] && (( only <= brokers )) || die "--node must be a number from 1 to $brokers, not '$only'"
+    fi
+    # One state directory holds one kind of installation at a time.
+    if (( brokers > 1 )) && pid="$(running_pid "$KAFKA_STATE_DIR")"; then
+        die "a single broker (pid $pid) is running from $KAFKA_STATE_DIR; stop it first (./stop_kafka.sh)"
+    fi
+    if (( brokers == 1 )); then
+        for dir in "$KAFKA_STATE_DIR"/node-*; do
+            [[ -d "$dir" ]] && pid="$(running_pid "$dir")" \
+                && die "a cluster node (pid $pid, $dir) is running from $KAFKA_STATE_DIR; stop it first (./stop_kafka.sh)"
+        done
+    fi
+
+    for (( node = 1; node <= brokers; node++ )); do
+        [[ -z "$only" || "$only" == "$node" ]] || continue
+        set_node "$node" "$brokers"
+        if pid="$(running_pid "$NODE_DIR")"; then
+            if (( brokers == 1 )); then say "Kafka is already running (pid $pid) on $KAFKA_HOST:$NODE_PORT"; exit 0; fi
+            say "Node $node is already running (pid $pid) on $KAFKA_HOST:$NODE_PORT"
+        else
+            to_start+=("$node")
+        fi
+    done
+    if (( ${#to_start[@]} )); then
+        check_java
+        mkdir -p "$KAFKA_STATE_DIR" 2>/dev/null || true
+        [[ -d "$KAFKA_STATE_DIR" && -w "$KAFKA_STATE_DIR" ]] \
+            || die "directory $KAFKA_STATE_DIR is not writable; fix its permissions or set KAFKA_STATE_DIR"
+        locate_kafka
+        for node in "${to_start[@]}"; do prepare_node "$node" "$brokers"; done
+        # All at once: a controller quorum needs a majority of its voters up before any of them is ready.
+        for node in "${to_start[@]}"; do launch_node "$node" "$brokers"; started+=("$node"); done
+        for node in "${started[@]}"; do wait_until_ready "$node" "$brokers"; done
+    elif [[ -n "$only" ]]; then
+        exit 0
+    fi
+    [[ -n "$only" ]] && { say "Node $only is ready on $KAFKA_HOST:$((KAFKA_PORT + (only - 1) * KAFKA_NODE_PORT_STEP))"; exit 0; }
+    [[ -n "${KAFKA_CLASSPATH:-}" ]] || locate_kafka
+    create_topics "$brokers"
+    if (( brokers == 1 )); then
+        say "Kafka is ready (pid $(cat "$KAFKA_STATE_DIR/kafka.pid")); topics $PIN_TOPIC, $GEO_TOPIC, $USER_TOPIC with $KAFKA_PARTITIONS partitions. Logs: $KAFKA_LOG_DIR/server.log"
+    else
+        say "Kafka cluster of $brokers nodes is ready; topics $PIN_TOPIC, $GEO_TOPIC, $USER_TOPIC with $KAFKA_PARTITIONS partitions, $(( brokers < 3 ? brokers : 3 )) replicas each. Logs: $KAFKA_STATE_DIR/node-*/logs/server.log"
+    fi
+    say "Bootstrap servers: $(bootstrap_list "$brokers")"
+    (( brokers == 1 )) || say "Use them: export KAFKA_BOOTSTRAP_SERVERS=$(bootstrap_list "$brokers")"
 }
 
 main "$@"

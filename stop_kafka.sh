@@ -1,33 +1,76 @@
 #!/usr/bin/env bash
-# Stop the broker started by start_kafka.sh: SIGTERM for a controlled shutdown, SIGKILL only after
-# KAFKA_STOP_TIMEOUT seconds. Idempotent; finds the broker by its pid file, never by process name.
+# Stop the Kafka broker or cluster nodes started by start_kafka.sh: SIGTERM for a controlled shutdown, SIGKILL
+# only after KAFKA_STOP_TIMEOUT seconds. Idempotent; finds nodes by their pid files, never by process name.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/kafka_common.sh"
 
-if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-    sed -n '2,3p' "$0" | sed 's/^# \{0,1\}//'
-    exit 0
-fi
+usage() {
+    cat <<USAGE
+Usage: ./stop_kafka.sh [--node N]
 
-if ! pid="$(running_pid)"; then
-    if [[ -f "$KAFKA_PID_FILE" ]]; then
-        say "Removing stale pid file $KAFKA_PID_FILE"
-        rm -f "$KAFKA_PID_FILE"
-    fi
-    say "Kafka is not running"
-    exit 0
-fi
+Stop every Kafka node that start_kafka.sh started from \$KAFKA_STATE_DIR (all at once, each with a controlled
+shutdown), or only node N of a cluster. Environment: KAFKA_STATE_DIR, KAFKA_STOP_TIMEOUT (see README).
+USAGE
+}
 
-say "Stopping Kafka (pid $pid)"
-kill -TERM "$pid"
-deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-while kill -0 "$pid" 2>/dev/null; do
-    if (( SECONDS >= deadline )); then
-        say "warning: Kafka did not stop within ${KAFKA_STOP_TIMEOUT}s; killing it (unflushed data may be recovered from the log on next start)" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-        break
-    fi
-    sleep 0.2
+only=""
+while (( $# )); do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --node) [[ $# -ge 2 ]] || die "--node needs a number"; only="$2"; shift 2 ;;
+        --node=*) only="${1#*=}"; shift ;;
+        *) usage >&2; die "unknown argument: $1" ;;
+    esac
 done
-rm -f "$KAFKA_PID_FILE"
-say "Kafka stopped"
+
+dirs=()
+if [[ -n "$only" ]]; then
+    [[ "$only" =~ ^[1-9]$ ]] || die "--node must be a number from 1 to 9, not '$only'"
+    dirs=("$KAFKA_STATE_DIR/node-$only")
+else
+    mapfile -t dirs < <(known_node_dirs)
+fi
+
+pids=() names=()
+for dir in "${dirs[@]}"; do
+    name="Kafka"
+    [[ "$dir" == "$KAFKA_STATE_DIR" ]] || name="Kafka node ${dir##*/node-}"
+    if pid="$(running_pid "$dir")"; then
+        pids+=("$pid")
+        names+=("$name")
+    elif [[ -f "$dir/kafka.pid" ]]; then
+        say "Removing stale pid file $dir/kafka.pid"
+        rm -f "$dir/kafka.pid"
+    fi
+done
+if (( ${#pids[@]} == 0 )); then
+    say "${only:+Kafka node $only is}${only:-Kafka is} not running"
+    exit 0
+fi
+
+for i in "${!pids[@]}"; do
+    say "Stopping ${names[$i]} (pid ${pids[$i]})"
+    kill -TERM "${pids[$i]}"
+done
+deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
+for i in "${!pids[@]}"; do
+    while kill -0 "${pids[$i]}" 2>/dev/null; do
+        if (( SECONDS >= deadline )); then
+            say "warning: ${names[$i]} did not stop within ${KAFKA_STOP_TIMEOUT}s; killing it (unflushed data may be recovered from the log on next start)" >&2
+            kill -KILL "${pids[$i]}" 2>/dev/null || true
+            break
+        fi
+        sleep 0.2
+    done
+done
+for dir in "${dirs[@]}"; do
+    [[ -f "$dir/kafka.pid" ]] && ! running_pid "$dir" >/dev/null && rm -f "$dir/kafka.pid"
+done
+if [[ "${names[*]}" == "Kafka" ]]; then
+    say "Kafka stopped"
+elif (( ${#names[@]} == 1 )); then
+    say "${names[0]} stopped"
+else
+    numbers="${names[*]//Kafka node /}"
+    say "Kafka nodes ${numbers// /, } stopped"
+fi

@@ -31,6 +31,22 @@ GEO_COLUMNS = ("ind", "country", "coordinates", "timestamp")
 USER_COLUMNS = ("ind", "user_name", "age", "date_joined")
 
 
+INT_MAX = 2**31 - 1
+INTEGER_TEXT = r"^\s*[+-]?\d+\s*$"
+
+
+def try_cast(column: Column, to: T.DataType) -> Column:
+    """`column` as `to`, null where it does not convert, on Spark 4 (Column.try_cast, ANSI on) and 3.5.
+
+    Spark 3.5 has no Column.try_cast; there a plain cast with ANSI off (get_spark sees to it) gives null on
+    failure too, except that it would truncate '12.5' to the integer 12 where try_cast gives null."""
+    if hasattr(type(column), "try_cast"):  # on the class: a 3.5 Column answers any attribute as a field
+        return column.try_cast(to)
+    if isinstance(to, T.IntegralType) and not isinstance(to, T.LongType):
+        return F.when(column.cast(T.StringType()).rlike(INTEGER_TEXT), column.cast(to))
+    return column.cast(to)
+
+
 def is_blank(column: Column) -> Column:
     """Empty, or whitespace only. The regex runs only on values that start with whitespace: most values
     start with something else, and a regex first copies the whole text into a Java string."""
@@ -49,13 +65,15 @@ def placeholder_to_null(column: Column, placeholders: tuple[str, ...]) -> Column
 def parse_follower_count(column: Column) -> Column:
     """'13k' -> 13000, '2M' -> 2000000, '1.2k' -> 1200, '850' -> 850; anything else null."""
     decimal = T.DecimalType(24, 6)  # exact: 1.2 * 1000 in binary floating point is 1199.9999...
-    number = F.regexp_extract(column, FOLLOWER_PATTERN, 1).try_cast(decimal)
+    number = try_cast(F.regexp_extract(column, FOLLOWER_PATTERN, 1), decimal)
     suffix = F.lower(F.regexp_extract(column, FOLLOWER_PATTERN, 2))
-    plain = F.regexp_extract(column, FOLLOWER_PATTERN, 3).try_cast(decimal)
+    plain = try_cast(F.regexp_extract(column, FOLLOWER_PATTERN, 3), decimal)
     value = (F.when(suffix == "k", number * F.lit(SUFFIX_MULTIPLIER["k"]))
              .when(suffix == "m", number * F.lit(SUFFIX_MULTIPLIER["m"]))
              .when(suffix == "", plain))
-    return F.when(column.rlike(FOLLOWER_PATTERN), F.floor(value).try_cast(T.IntegerType()))
+    # Guarded, as Spark 3.5 without ANSI wraps a decimal too large for an int around instead of giving null.
+    return F.when(column.rlike(FOLLOWER_PATTERN) & (value <= F.lit(INT_MAX)),
+                  try_cast(F.floor(value), T.IntegerType()))
 
 
 def parse_timestamp(column: Column) -> Column:
@@ -77,7 +95,7 @@ def clean_pin(raw: DataFrame) -> DataFrame:
     df = raw.transform(with_blanks_nulled)
     text = {name: placeholder_to_null(F.col(name), values) for name, values in PLACEHOLDERS.items()}
     return df.select(
-        F.col("idx").try_cast(T.IntegerType()).alias("ind"),
+        try_cast(F.col("idx"), T.IntegerType()).alias("ind"),
         F.col("unique_id"),
         text["title"].alias("title"),
         text["description"].alias("description"),
@@ -94,9 +112,9 @@ def clean_pin(raw: DataFrame) -> DataFrame:
 def clean_geo(raw: DataFrame) -> DataFrame:
     df = raw.transform(with_blanks_nulled)
     return df.select(
-        F.col("idx").try_cast(T.IntegerType()).alias("ind"),
+        try_cast(F.col("idx"), T.IntegerType()).alias("ind"),
         F.col("country"),
-        F.array(F.col("latitude").try_cast(T.DoubleType()), F.col("longitude").try_cast(T.DoubleType()))
+        F.array(try_cast(F.col("latitude"), T.DoubleType()), try_cast(F.col("longitude"), T.DoubleType()))
         .alias("coordinates"),
         parse_timestamp(F.col("timestamp")).alias("timestamp"),
     )
@@ -105,9 +123,9 @@ def clean_geo(raw: DataFrame) -> DataFrame:
 def clean_user(raw: DataFrame) -> DataFrame:
     df = raw.transform(with_blanks_nulled)
     return df.select(
-        F.col("idx").try_cast(T.IntegerType()).alias("ind"),
+        try_cast(F.col("idx"), T.IntegerType()).alias("ind"),
         F.concat(F.col("first_name"), F.lit(" "), F.col("last_name")).alias("user_name"),  # null if either is
-        F.col("age").try_cast(T.IntegerType()).alias("age"),
+        try_cast(F.col("age"), T.IntegerType()).alias("age"),
         parse_timestamp(F.col("date_joined")).alias("date_joined"),
     )
 

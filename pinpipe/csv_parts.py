@@ -2,7 +2,8 @@
 
 Spark cannot split a multi-line CSV file: one task parses all of it, and every frame derived from it has one
 partition. Record boundaries can be found without parsing: outside a quoted field the number of `"` seen so
-far is even (a quote inside a field is doubled), so a CRLF at an even count ends a record. Each part gets a
+far is even (a quote inside a field is doubled), so a line feed at an even count ends a record, whether the
+file ends its rows in CRLF (as the extractor does) or LF. Each part gets a
 copy of the header row, so it reads exactly like the whole file.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import mmap
 import os
 from pathlib import Path
 
-QUOTE, ROW_END = b'"', b"\r\n"
+QUOTE, ROW_END = b'"', b"\n"  # the last byte of CRLF and of LF
 CHUNK = 16 * 1024 * 1024
 
 

@@ -23,7 +23,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from . import batch_store
+from . import batch_store, membership
 from .alignment import Aligner, Record
 from .batch_store import Manifest, PartitionResume, Reject
 from .config import Settings
@@ -33,6 +33,27 @@ log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_NOT_ENOUGH_DATA, EXIT_INTERRUPTED = 0, 2, 130
 JOIN_TIMEOUT_S = 60.0  # longest wait for a partition assignment before giving up
+# How long the group keeps a member that stopped heartbeating (a killed extractor that does not come back).
+# A restart with the same instance id does not wait for it: static membership hands the partitions over at once.
+SESSION_TIMEOUT_MS = 10_000
+
+
+class GroupJoinTimeout(KafkaTimeoutError):
+    """The broker answers but the consumer group assigned no partitions in time."""
+
+    def __init__(self, group_id: str, instance_id: str, waited_s: float, broker_reachable: bool, bootstrap: str):
+        self.broker_reachable = broker_reachable
+        if broker_reachable:
+            text = (f"the broker at {bootstrap} answers, but consumer group '{group_id}' assigned this extractor "
+                    f"(instance {instance_id}) no partitions within {waited_s:g} s: the group is waiting for its "
+                    f"other members to rejoin or to time out ({SESSION_TIMEOUT_MS // 1000} s for a dead one). "
+                    f"See who is in it with kafka-consumer-groups.sh --bootstrap-server {bootstrap} --describe "
+                    f"--group {group_id} --members; start again in a moment, stop extractors of this group that "
+                    "hold partitions without working, or use another --group-id")
+        else:
+            text = (f"cannot reach Kafka at {bootstrap}: no partitions assigned within {waited_s:g} s; is the broker "
+                    "running (./start_kafka.sh) and KAFKA_BOOTSTRAP_SERVERS right?")
+        super().__init__(text)
 
 
 @dataclass
@@ -98,7 +119,7 @@ class Extractor:
         self.timeout_s = timeout_s
         self.allow_partial = allow_partial
         self.group_id = group_id or settings.group_id
-        self.instance_id = instance_id or settings.extractor_instance_id
+        self.instance_id = instance_id or settings.extractor_instance_id  # None: a slot of the batch directory
         self.batch_dir = Path(batch_dir or settings.batch_dir)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.stop_event = stop_event or threading.Event()
@@ -121,6 +142,7 @@ class Extractor:
             # Static membership: a restarted extractor with the same instance id takes its partitions
             # back at once instead of waiting for the dead member's session to time out.
             group_instance_id=self.instance_id,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
             client_id=f"batch-extractor-{self.group_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -193,16 +215,25 @@ class Extractor:
         existing = batch_store.batch_paths(self.batch_dir)
         if existing:  # a crash may have come between a batch's rename and its publication
             batch_store.publish(self.batch_dir, existing[-1])
-        self.consumer = self._make_consumer()
-        listener = _Listener(self)
+        slot = None
+        if self.instance_id is None:
+            slot = membership.claim(self.batch_dir, self.group_id)
+            self.instance_id = slot.instance_id
+        log.info("joining consumer group %s as %s", self.group_id, self.instance_id)
         try:
-            self.consumer.subscribe(list(self.kind_by_topic), listener=listener)
-            self._loop(result)
-            result.pending = len(self.aligner.pending)
+            self.consumer = self._make_consumer()
+            listener = _Listener(self)
+            try:
+                self.consumer.subscribe(list(self.kind_by_topic), listener=listener)
+                self._loop(result)
+                result.pending = len(self.aligner.pending)
+            finally:
+                self._closing = True
+                self.consumer.close(autocommit=False)
+                self.consumer = None
         finally:
-            self._closing = True
-            self.consumer.close(autocommit=False)
-            self.consumer = None
+            if slot is not None:
+                slot.release()
         result.seconds = time.perf_counter() - started
         return result
 
@@ -246,8 +277,11 @@ class Extractor:
                     last_progress = time.monotonic()
                 elif self._joining:
                     # (Re)joining the group, e.g. while a killed member's session expires, is not "no data".
-                    if time.monotonic() - last_progress > max(JOIN_TIMEOUT_S, self.timeout_s):
-                        raise KafkaTimeoutError(f"no partitions assigned within {max(JOIN_TIMEOUT_S, self.timeout_s):g} s")
+                    waited = max(JOIN_TIMEOUT_S, self.timeout_s)
+                    if time.monotonic() - last_progress > waited:
+                        raise GroupJoinTimeout(self.group_id, self.instance_id, waited,
+                                               self.consumer.bootstrap_connected(),
+                                               self.settings.kafka_bootstrap_servers)
                 elif time.monotonic() - last_progress > self.timeout_s:
                     self._timed_out(result)
                     return

@@ -7,8 +7,10 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +18,17 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from . import csv_parts
+from . import csv_header, csv_parts, locations
 from .schema import CSV_FILES, FIELDS
 
 # Raw frames are all text: the cleaning step owns every conversion (try_cast), so dirt never fails a read.
 RAW_SCHEMAS = {kind: T.StructType([T.StructField(name, T.StringType(), True) for name in names])
                for kind, names in FIELDS.items()}
 
-# RFC 4180 as the extractor writes it: CRLF between rows, fields may span lines, quotes are doubled.
-# lineSep must be CRLF: Spark's default turns a CRLF inside a quoted field into a bare LF.
+# RFC 4180: fields may span lines, quotes are doubled. The line separator is the file's own (CRLF as the
+# extractor writes, or LF), set per file from its header row: Spark's default turns a CRLF inside a quoted
+# field into a bare LF, and a CRLF separator on an LF file reads the whole file as one row.
 CSV_OPTIONS = {"header": "true", "multiLine": "true", "quote": '"', "escape": '"', "encoding": "UTF-8",
-               "lineSep": "\r\n",
                "mode": "PERMISSIVE", "ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false"}
 
 
@@ -34,53 +36,129 @@ def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
-def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch") -> SparkSession:
-    """The session Databricks (or a caller) already has, else a new one on `master`.
+def on_serverless() -> bool:
+    """Databricks serverless compute (Spark Connect, no caching, few settings): its runtime version reads
+    `client.<n>` and it sets IS_SERVERLESS."""
+    version = os.environ.get("DATABRICKS_RUNTIME_VERSION", "")
+    return version.startswith("client.") or os.environ.get("IS_SERVERLESS", "").lower() == "true"
 
-    SPARK_DRIVER_MEMORY (default 4g) sizes the local JVM's heap, all of it reserved at start: 1,000,000 pins
-    do not fit in Spark's 1g default.
+
+def is_connect(spark: SparkSession) -> bool:
+    """A Spark Connect session (a remote server, Databricks serverless): no SparkContext, RDD or JVM."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def spark_major(spark: SparkSession) -> int:
+    return int(spark.version.split(".")[0])
+
+
+def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
+              existing: SparkSession | None = None, serverless: bool | None = None) -> SparkSession:
+    """`existing` (the `spark` Databricks provides), else the active session, else a new one on `master`:
+    `local[N]`, `spark://host:port` (a standalone cluster) or `sc://host:port` (a Spark Connect server).
+
+    Every session gets the UTC time zone where it may be set. On serverless compute (`serverless`, detected by
+    default) nothing else is set: it runs with ANSI on and refuses most settings. SPARK_DRIVER_MEMORY (default
+    4g) sizes a local JVM's heap, all of it reserved at start: 1,000,000 pins do not fit in Spark's 1g default.
     """
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    memory = os.environ.get("SPARK_DRIVER_MEMORY", "4g")
-    spark = (
-        SparkSession.builder.master(master).appName(app_name)
-        .config("spark.driver.memory", memory)
-        # The whole heap from the start: growing it step by step on the first large batch cost ~2 s at 1M rows.
-        .config("spark.driver.extraJavaOptions", f"-Xms{memory}")
-        # One batch's geo or user columns fit in memory: broadcast them instead of shuffling both sides.
-        .config("spark.sql.autoBroadcastJoinThreshold", "128MB")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.ansi.enabled", "true")
-        .getOrCreate()
-    )
-    # Two shuffle partitions per core, not Spark's 200: a batch is small, and per-task overhead would dominate
-    # (on 2 cores, 4 instead of 8 took ~1 s off the nine questions at 1M rows).
-    spark.conf.set("spark.sql.shuffle.partitions", str(2 * spark.sparkContext.defaultParallelism))
+    serverless = on_serverless() if serverless is None else serverless
+    spark = existing or SparkSession.getActiveSession()
+    if spark is None and master.startswith("sc://"):
+        spark = SparkSession.builder.remote(master).appName(app_name).getOrCreate()
+        if not serverless:
+            _set(spark, "spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 1)))
+    elif spark is None:
+        memory = os.environ.get("SPARK_DRIVER_MEMORY", "4g")
+        spark = (
+            SparkSession.builder.master(master).appName(app_name)
+            .config("spark.driver.memory", memory)
+            .config("spark.driver.extraJavaOptions", f"-Xms{memory}")  # the whole heap from the start
+            # One batch's geo or user columns fit in memory: broadcast them instead of shuffling both sides.
+            .config("spark.sql.autoBroadcastJoinThreshold", "128MB")
+            .config("spark.ui.showConsoleProgress", "false")
+            .getOrCreate()
+        )
+        cores = local_cores(master)
+        if cores:  # a batch is small: two shuffle partitions per core, not Spark's 200
+            spark.conf.set("spark.sql.shuffle.partitions", str(2 * cores))
+    _set(spark, "spark.sql.session.timeZone", "UTC")
+    if not serverless:
+        # Spark 4: ANSI, and every conversion is a try_cast. Spark 3.5 has no Column.try_cast: ANSI stays off
+        # there (its default), where a cast that fails gives null as try_cast does.
+        _set(spark, "spark.sql.ansi.enabled", "true" if spark_major(spark) >= 4 else "false")
     return spark
 
 
+def _set(spark: SparkSession, key: str, value: str) -> None:
+    try:
+        if spark.conf.get(key, None) != value:
+            spark.conf.set(key, value)
+    except Exception as error:  # a platform that forbids the setting (Databricks serverless, a locked cluster)
+        warnings.warn(f"could not set {key}={value} on this Spark session: {error}", stacklevel=3)
+
+
+def local_cores(master: str) -> int | None:
+    """The cores a `local`, `local[N]` or `local[*]` master uses; None for any other master."""
+    match = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
+    if not match:
+        return None
+    if match.group(1) is None:
+        return 1
+    return os.cpu_count() or 1 if match.group(1) == "*" else int(match.group(1))
+
+
+def read_batch(spark: SparkSession, input_dir: str) -> dict[str, DataFrame]:
+    """The three batch files in `input_dir`, each checked by its header first: a missing, empty, header-only
+    file or a wrong set of columns stops here, with one message naming every bad file."""
+    frames, problems = {}, []
+    for kind in CSV_FILES:
+        try:
+            frames[kind] = read_raw(spark, input_dir, kind)
+        except csv_header.InputFileError as error:
+            problems.append(str(error))
+    if problems:
+        raise csv_header.InputFileError("cannot read the batch:\n  " + "\n  ".join(problems))
+    return frames
+
+
 def read_raw(spark: SparkSession, input_dir: str, kind: str) -> DataFrame:
-    """One of the extractor's CSVs, every column as text."""
-    path = f"{str(input_dir).rstrip('/')}/{CSV_FILES[kind]}"
-    return spark.read.options(**CSV_OPTIONS).schema(RAW_SCHEMAS[kind]).csv(_parallel_parts(spark, path))
+    """One batch file, every column as text, columns matched by name (any order in the file)."""
+    label = locations.join(str(input_dir), CSV_FILES[kind])
+    location = locations.resolve(str(input_dir), on_databricks()).child(CSV_FILES[kind])
+    header = _head(spark, label, location)
+    in_file_order = csv_header.column_order(label, header, FIELDS[kind])
+    schema = T.StructType([T.StructField(name, T.StringType(), True) for name in in_file_order])
+    reader = spark.read.options(**CSV_OPTIONS, lineSep=header.line_sep).schema(schema)
+    return reader.csv(_parallel_parts(spark, location)).select(*FIELDS[kind])
 
 
-def _parallel_parts(spark: SparkSession, path: str) -> list[str]:
-    """A large local file as part files cut at record boundaries, so it is parsed by several tasks and the
-    frames built on it have several partitions; anything else (small, remote, on a cluster) as it is.
+def _head(spark: SparkSession, label: str, location: locations.Location) -> csv_header.CsvHeader:
+    """The file's header, read by Python where the driver can open the file, else its first lines by Spark."""
+    if location.local is not None and (os.path.isfile(location.local) or not os.path.exists(location.local)):
+        return csv_header.read_head(label, location.local)
+    try:
+        lines = [row[0] for row in spark.read.text(location.spark, lineSep="\n").limit(2).collect()]
+    except Exception as error:
+        if "PATH_NOT_FOUND" in str(error) or "does not exist" in str(error):
+            raise csv_header.InputFileError(f"{label}: no such file") from None
+        raise
+    return csv_header.parse_head(label, "\n".join(lines).encode("utf-8") + (b"\n" if len(lines) > 1 else b""))
+
+
+def _parallel_parts(spark: SparkSession, location: locations.Location) -> list[str]:
+    """A large local file read by a local classic session as part files cut at record boundaries, so it is
+    parsed by several tasks and the frames built on it have several partitions; anything else as it is.
 
     The parts live in the temp directory, are reused while the file is unchanged, and go when the process ends.
     """
-    file = Path(path)
-    if on_databricks() or not spark.sparkContext.master.startswith("local") or not file.is_file():
-        return [path]
+    cores = None if is_connect(spark) or on_databricks() else local_cores(spark.conf.get("spark.master", ""))
+    if not cores or location.local is None or not os.path.isfile(location.local):
+        return [location.spark]
+    file = Path(location.local)
     stat = file.stat()
-    parts = csv_parts.parts_for(stat.st_size, spark.sparkContext.defaultParallelism)
+    parts = csv_parts.parts_for(stat.st_size, cores)
     if parts == 1:
-        return [path]
+        return [location.spark]
     key = f"{file.resolve()}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{parts}"
     out = _parts_root() / hashlib.sha256(key.encode()).hexdigest()[:16]
     done = out / "complete"
@@ -104,6 +182,7 @@ class Collected:
 
     columns: list[str]
     rows: list[tuple]
+    schema: T.StructType | None = None
 
     def to_pandas(self):
         import pandas as pd
@@ -115,16 +194,16 @@ def collect_all(frames: dict[str, DataFrame], threads: int = 4) -> dict[str, Col
     """Collect several small results at once (one Spark job each, from threads): their many short stages
     overlap, so both the cores and the scheduler stay busy."""
     def collect(df: DataFrame) -> Collected:
-        return Collected(df.columns, [tuple(row) for row in df.collect()])
+        return Collected(df.columns, [tuple(row) for row in df.collect()], df.schema)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         return dict(zip(frames, pool.map(collect, frames.values())))
 
 
-def write_result_csv(result: Collected, path: Path) -> int:
+def write_result_csv(result: Collected, path: str) -> int:
     """A small result as one plain RFC 4180 file (not a Spark folder); values exactly as computed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL, doublequote=True)
         writer.writerow(result.columns)
@@ -133,34 +212,27 @@ def write_result_csv(result: Collected, path: Path) -> int:
     return len(result.rows)
 
 
-def output_path(output_dir: str) -> Path:
-    """Where result files go. On Databricks a relative directory goes under /dbfs/FileStore/, the driver's
-    view of DBFS, so the files outlive the cluster and Spark sees them at dbfs:/FileStore/."""
-    path = Path(output_dir)
-    if on_databricks() and not path.is_absolute():
-        return Path("/dbfs/FileStore") / path
-    return path
-
-
-def spark_path(path: Path) -> str:
-    """The same location as Spark names it (/dbfs/x is dbfs:/x on Databricks)."""
-    text = str(path)
-    return "dbfs:" + text[len("/dbfs"):] if text.startswith("/dbfs/") else text
+def output_locations(input_dir: str, output_dir: str | None = None,
+                     cleaned_dir: str | None = None) -> tuple[str, str]:
+    """(output_dir, cleaned_dir) as given, or by default `<input_dir>/results` and `cleaned` beside the
+    output directory."""
+    output = output_dir or locations.join(str(input_dir), "results")
+    return output, cleaned_dir or locations.sibling(output, "cleaned")
 
 
 # The cleaned columns with few distinct values. Only these get Parquet dictionary encoding: for the others
-# (ids, texts, timestamps, coordinates) a dictionary is built and then abandoned, which cost ~9 % of the save.
+# (ids, texts, timestamps, coordinates) a dictionary is built and then abandoned, a waste of the save's time.
 FEW_VALUES = {"pin": ("is_image_or_video", "category"), "geo": ("country",), "user": ("age",)}
 
 
-def save_cleaned(cleaned: dict[str, DataFrame], output_dir: str) -> dict[str, DataFrame]:
-    """The cleaned frames to <output_dir>/../cleaned/<name> as Parquet, all at once (one job per frame, from
-    threads); returns them read back, so the questions scan a few compact columns instead of the CSVs again."""
-    cleaned_dir = output_path(output_dir).parent / "cleaned"
+def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str) -> dict[str, DataFrame]:
+    """The cleaned frames to <cleaned_dir>/<name> as Parquet, all at once (one job per frame, from threads);
+    returns them read back, so the questions scan a few compact columns instead of the CSVs again."""
+    target = locations.resolve(cleaned_dir, on_databricks())
 
     def save(item: tuple[str, DataFrame]) -> DataFrame:
         name, df = item
-        location = spark_path(cleaned_dir / name)
+        location = target.child(name).spark
         writer = df.write.mode("overwrite").option("parquet.enable.dictionary", "false")
         for column in FEW_VALUES.get(name, ()):
             writer = writer.option(f"parquet.enable.dictionary#{column}", "true")
@@ -171,10 +243,29 @@ def save_cleaned(cleaned: dict[str, DataFrame], output_dir: str) -> dict[str, Da
         return dict(zip(cleaned, pool.map(save, cleaned.items())))
 
 
-def write_results(results: dict[str, Collected], output_dir: str, input_rows: dict[str, int]) -> dict[str, int]:
+def write_results(results: dict[str, Collected], output_dir: str, input_rows: dict[str, int],
+                  spark: SparkSession | None = None) -> dict[str, int]:
     """Each result to <output_dir>/<name>.csv, and summary.json with the rows read and written (what
-    run_pipeline.sh reports)."""
-    out = output_path(output_dir)
-    rows = {name: write_result_csv(result, out / f"{name}.csv") for name, result in results.items()}
-    (out / "summary.json").write_text(json.dumps({"input_rows": input_rows, "result_rows": rows}, indent=2) + "\n")
-    return rows
+    run_pipeline.sh reports).
+
+    Where the driver's Python can write (a local path, /Volumes, /dbfs) each is one plain file. Where only
+    Spark can (s3a://, abfss://, gs://, hdfs://), each is a Spark output folder of that name holding one part
+    file, written by `spark`."""
+    target = locations.resolve(output_dir, on_databricks())
+    summary = json.dumps({"input_rows": input_rows, "result_rows": {n: len(r.rows) for n, r in results.items()}},
+                         indent=2) + "\n"
+    if target.local is not None:
+        rows = {name: write_result_csv(result, locations.join(target.local, f"{name}.csv"))
+                for name, result in results.items()}
+        with open(locations.join(target.local, "summary.json"), "w", encoding="utf-8") as handle:
+            handle.write(summary)
+        return rows
+    if spark is None:
+        raise locations.LocationError(f"{output_dir}: only Spark can write there; pass the session (spark=...)")
+    for name, result in results.items():
+        (spark.createDataFrame(result.rows, result.schema).coalesce(1).write.mode("overwrite")
+         .options(header="true", quote='"', escape='"', lineSep="\r\n", emptyValue="")
+         .csv(target.child(f"{name}.csv").spark))
+    spark.createDataFrame([(summary,)], "value string").coalesce(1).write.mode("overwrite").text(
+        target.child("summary.json").spark)
+    return {name: len(result.rows) for name, result in results.items()}

@@ -15,8 +15,9 @@ KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 KAFKA_STATE_DIR="${KAFKA_STATE_DIR:-$PROJECT_ROOT/.kafka}"
 KAFKA_DATA_DIR="${KAFKA_DATA_DIR:-$KAFKA_STATE_DIR/data}"
 KAFKA_LOG_DIR="${KAFKA_LOG_DIR:-$KAFKA_STATE_DIR/logs}"
-KAFKA_PID_FILE="$KAFKA_STATE_DIR/kafka.pid"
-KAFKA_CONFIG_FILE="$KAFKA_STATE_DIR/server.properties"
+KAFKA_BROKERS="${KAFKA_BROKERS:-1}"
+# In cluster mode node N listens on KAFKA_PORT + 10*(N-1) and its controller on KAFKA_CONTROLLER_PORT + 10*(N-1).
+KAFKA_NODE_PORT_STEP=10
 KAFKA_CACHE_DIR="${KAFKA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pinpipe/kafka-$KAFKA_VERSION}"
 KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-3}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
@@ -31,15 +32,55 @@ JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# The pid in the pid file if that process is our broker (same config file), else nothing.
+# Sets the NODE_* variables of node $1 (1-based) of a cluster of $2 brokers. A single broker keeps the
+# layout it always had (.kafka/data, .kafka/logs, .kafka/kafka.pid); node N of a cluster lives in
+# .kafka/node-N/ with its own data, logs, configuration and pid file.
+set_node() {
+    local node="$1" brokers="$2" shift=$(( ($1 - 1) * KAFKA_NODE_PORT_STEP ))
+    NODE_ID="$node"
+    NODE_PORT=$((KAFKA_PORT + shift))
+    NODE_CONTROLLER_PORT=$((KAFKA_CONTROLLER_PORT + shift))
+    if (( brokers == 1 )); then
+        NODE_DIR="$KAFKA_STATE_DIR"
+        NODE_DATA_DIR="$KAFKA_DATA_DIR"
+        NODE_LOG_DIR="$KAFKA_LOG_DIR"
+    else
+        NODE_DIR="$KAFKA_STATE_DIR/node-$node"
+        NODE_DATA_DIR="$NODE_DIR/data"
+        NODE_LOG_DIR="$NODE_DIR/logs"
+    fi
+    NODE_PID_FILE="$NODE_DIR/kafka.pid"
+    NODE_CONFIG_FILE="$NODE_DIR/server.properties"
+}
+
+# Every node directory this state directory has held (the single broker's is the state directory itself).
+known_node_dirs() {
+    local dir
+    [[ -f "$KAFKA_STATE_DIR/server.properties" || -f "$KAFKA_STATE_DIR/kafka.pid" ]] && printf '%s\n' "$KAFKA_STATE_DIR"
+    for dir in "$KAFKA_STATE_DIR"/node-*; do
+        [[ -d "$dir" ]] && printf '%s\n' "$dir"
+    done
+    return 0
+}
+
+# The pid in $1/kafka.pid if that process is our broker (started with $1/server.properties), else nothing.
 # A pid file whose process is gone, or was reused by another program, is stale.
 running_pid() {
-    [[ -f "$KAFKA_PID_FILE" ]] || return 1
-    local pid
-    pid="$(tr -dc '0-9' < "$KAFKA_PID_FILE")"
+    local dir="$1" pid
+    [[ -f "$dir/kafka.pid" ]] || return 1
+    pid="$(tr -dc '0-9' < "$dir/kafka.pid")"
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
-    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$KAFKA_CONFIG_FILE" || return 1
+    tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/server.properties" || return 1
     printf '%s' "$pid"
+}
+
+bootstrap_list() {  # host:port of every broker of a cluster of $1
+    local node list=()
+    for (( node = 1; node <= $1; node++ )); do
+        list+=("$KAFKA_HOST:$((KAFKA_PORT + (node - 1) * KAFKA_NODE_PORT_STEP))")
+    done
+    local IFS=,
+    printf '%s' "${list[*]}"
 }
 
 port_open() {  # true when something accepts TCP connections on localhost:$1

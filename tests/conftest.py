@@ -39,9 +39,9 @@ def kafka_env(state_dir: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_script(name: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+def run_script(name: str, env: dict[str, str], check: bool = True, args: list[str] = ()) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [str(PROJECT_ROOT / name)], env=env, capture_output=True, text=True, timeout=600
+        [str(PROJECT_ROOT / name), *args], env=env, capture_output=True, text=True, timeout=600
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")

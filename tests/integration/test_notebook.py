@@ -1,12 +1,27 @@
-"""The report notebook, executed headless on a generated batch as a user would run it."""
+"""The report notebook, executed headless by papermill wherever people run Spark (local classic, a Spark
+Connect server standing in for Databricks serverless, a standalone cluster, pyspark 3.5), each run's nine
+result files compared with the independent pandas computation."""
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
 
+import nbformat
+import pandas as pd
 import papermill
+import pytest
 
 from pinpipe.config import PROJECT_ROOT
-from tests.integration.test_spark_crosscheck import batch_dir  # noqa: F401  (the generated batch fixture)
+from tests import spark_services
+from tests.integration.test_spark_crosscheck import batch_dir, normalise, pandas_results  # noqa: F401
+
+NOTEBOOK = PROJECT_ROOT / "batch_processing_spark.ipynb"
+SPARK35_VENV = PROJECT_ROOT / ".venv-spark35"
+SPARK35_REQUIREMENTS = PROJECT_ROOT / "tests" / "spark35" / "requirements.txt"
 
 EXPECTED_COLUMNS = {
     "q1_top_category_by_country": ["country", "category", "category_count"],
@@ -20,21 +35,139 @@ EXPECTED_COLUMNS = {
     "q8_median_followers_by_age_group_and_join_year": ["age_group", "post_year", "median_follower_count"],
 }
 
+# Databricks serverless refuses these; the stand-in makes them raise in the notebook's kernel.
+SERVERLESS_GUARD = '''
+from pyspark.sql.connect.conf import RuntimeConf as _RuntimeConf
+from pyspark.sql.connect.dataframe import DataFrame as _DataFrame
 
-def test_notebook_runs_end_to_end_and_writes_every_result(batch_dir, tmp_path):  # noqa: F811
+def _refused(what):
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"[NOT_SUPPORTED_WITH_SERVERLESS] {what} is not supported on serverless compute")
+    return refuse
+
+_DataFrame.cache = _refused("cache")
+_DataFrame.persist = _refused("persist")
+_DataFrame.rdd = property(_refused("the RDD API"))
+_set = _RuntimeConf.set
+_RuntimeConf.set = lambda self, key, value: (_set(self, key, value) if key == "spark.sql.session.timeZone"
+                                             else _refused(f"setting {key}")())
+'''
+
+
+def notebook_with(tmp_path, extra_cell: str | None):
+    """The notebook as it is, or with one cell added right after its parameters cell."""
+    if extra_cell is None:
+        return NOTEBOOK
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(extra_cell))
+    path = tmp_path / "notebook.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def execute(tmp_path, input_dir, master, extra_cell=None):
     output_dir = tmp_path / "out" / "results"
     papermill.execute_notebook(
-        str(PROJECT_ROOT / "batch_processing_spark.ipynb"), str(tmp_path / "executed.ipynb"),
-        parameters={"input_dir": str(batch_dir), "output_dir": str(output_dir), "spark_master": "local[2]"},
+        str(notebook_with(tmp_path, extra_cell)), str(tmp_path / "executed.ipynb"),
+        parameters={"input_dir": str(input_dir), "output_dir": str(output_dir), "spark_master": master},
         kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False,
     )
+    return output_dir
+
+
+def assert_results_equal_pandas(output_dir, input_dir):
+    expected = pandas_results(input_dir)
     for name, columns in EXPECTED_COLUMNS.items():
         with open(output_dir / f"{name}.csv", encoding="utf-8", newline="") as handle:
+            assert next(csv.reader(handle)) == columns, name
+        got = pd.read_csv(output_dir / f"{name}.csv", keep_default_na=False)
+        assert normalise(got, columns), name
+        assert normalise(got, columns) == normalise(expected[name], columns), name
+    summary = json.loads((output_dir / "summary.json").read_text())
+    assert set(summary["result_rows"]) == set(EXPECTED_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def lf_batch_dir(batch_dir, tmp_path_factory):  # noqa: F811
+    """The same batch with LF line ends, as pandas, Excel or a Unix tool writes it."""
+    path = tmp_path_factory.mktemp("lf-batch")
+    for source in batch_dir.glob("*_data.csv"):
+        with open(source, newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))
-        assert rows[0] == columns, name
-        assert len(rows) > 1, name
+        with open(path / source.name, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(rows)
+    assert b"\r\n" not in (path / "geo_data.csv").read_bytes()
+    return path
+
+
+def test_local_classic_session(batch_dir, tmp_path):  # noqa: F811
+    output_dir = execute(tmp_path, batch_dir, "local[2]")
+    assert_results_equal_pandas(output_dir, batch_dir)
     with open(output_dir / "q6_users_joined_by_year.csv", newline="") as handle:
         years = [row["post_year"] for row in csv.DictReader(handle)]
     assert years == ["2015", "2016", "2017"]  # integers, not 2015.0; generated joins span 2015-10..2017-10
     for kind in ("pin", "geo", "user"):
         assert any((tmp_path / "out" / "cleaned" / kind).glob("*.parquet"))
+    executed = nbformat.read(tmp_path / "executed.ipynb", as_version=4)
+    assert any("image/png" in out.get("data", {}) for cell in executed.cells for out in cell.get("outputs", []))
+
+
+def test_spark_connect_as_serverless_stand_in_on_an_lf_batch(lf_batch_dir, tmp_path, monkeypatch):
+    """No sparkContext, RDD, cache or settings but the time zone: what Databricks serverless allows."""
+    monkeypatch.setenv("IS_SERVERLESS", "TRUE")  # detected, as on Databricks serverless
+    with spark_services.connect_server(tmp_path) as url:
+        output_dir = execute(tmp_path, lf_batch_dir, url, extra_cell=SERVERLESS_GUARD)
+    assert_results_equal_pandas(output_dir, lf_batch_dir)
+    executed = (tmp_path / "executed.ipynb").read_text()
+    assert "Spark Connect" in executed
+
+
+def test_standalone_cluster_of_two_workers(batch_dir, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    with spark_services.standalone_cluster(tmp_path) as url:
+        output_dir = execute(tmp_path, batch_dir, url)
+    assert_results_equal_pandas(output_dir, batch_dir)
+    assert f"({url})" in (tmp_path / "executed.ipynb").read_text()
+
+
+@pytest.fixture(scope="module")
+def spark35_python():
+    """A second virtual environment with pyspark 3.5 (Databricks Runtime 16.4 LTS), built once and kept."""
+    want = hashlib.sha256(SPARK35_REQUIREMENTS.read_bytes()).hexdigest()
+    stamp = SPARK35_VENV / ".requirements.sha256"
+    python = SPARK35_VENV / "bin" / "python"
+    if not (python.exists() and stamp.exists() and stamp.read_text() == want):
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(SPARK35_VENV)], check=True, timeout=120)
+        result = subprocess.run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                                 "-r", str(SPARK35_REQUIREMENTS)], capture_output=True, text=True, timeout=1200)
+        assert result.returncode == 0, f"building {SPARK35_VENV} failed:\n{result.stdout}\n{result.stderr}"
+        stamp.write_text(want)
+    return python
+
+
+def test_pyspark_35(spark35_python, batch_dir, tmp_path):  # noqa: F811
+    output_dir = tmp_path / "out" / "results"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PATH": f"{spark35_python.parent}:{os.environ['PATH']}"}
+    env.pop("SPARK_HOME", None)
+    result = subprocess.run(
+        [str(spark35_python), "-m", "papermill", str(NOTEBOOK), str(tmp_path / "executed.ipynb"), "-k", "python3",
+         "--cwd", str(PROJECT_ROOT), "--no-progress-bar", "-p", "input_dir", str(batch_dir),
+         "-p", "output_dir", str(output_dir), "-p", "spark_master", "local[2]"],
+        capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "Spark 3.5." in (tmp_path / "executed.ipynb").read_text()
+    assert_results_equal_pandas(output_dir, batch_dir)
+
+
+def test_a_bad_input_stops_the_notebook_before_any_result(batch_dir, tmp_path):  # noqa: F811
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for source in batch_dir.glob("*_data.csv"):
+        (broken / source.name).write_bytes(source.read_bytes())
+    (broken / "user_data.csv").write_bytes(b"idx,first_name,last_name,age,date_joined\r\n")
+    with pytest.raises(papermill.PapermillExecutionError) as caught:
+        execute(tmp_path, broken, "local[2]")
+    assert f"{broken}/user_data.csv: only a header row, no records" in str(caught.value)
+    assert not (tmp_path / "out").exists()  # nothing computed, nothing written

@@ -22,9 +22,9 @@ ROWS = [
 ]
 
 
-def write(path, rows=ROWS):
+def write(path, rows=ROWS, line_end="\r\n"):
     buffer = io.StringIO(newline="")
-    csv.writer(buffer, lineterminator="\r\n").writerows([HEADER, *rows])
+    csv.writer(buffer, lineterminator=line_end).writerows([HEADER, *rows])
     path.write_bytes(buffer.getvalue().encode("utf-8"))
 
 
@@ -33,10 +33,11 @@ def read(path):
         return list(csv.reader(handle))
 
 
+@pytest.mark.parametrize("line_end", ["\r\n", "\n"])
 @pytest.mark.parametrize("parts", [1, 2, 3, 5, 7, 20])
-def test_parts_have_the_header_and_together_hold_every_row_in_order(tmp_path, parts):
+def test_parts_have_the_header_and_together_hold_every_row_in_order(tmp_path, parts, line_end):
     source = tmp_path / "pin_data.csv"
-    write(source)
+    write(source, line_end=line_end)
     files = csv_parts.split(source, tmp_path / "parts", parts)
     assert 1 <= len(files) <= min(parts, len(ROWS))
     assert [f.name for f in files] == [f"pin_data.part-{n:04d}.csv" for n in range(len(files))]
@@ -45,19 +46,20 @@ def test_parts_have_the_header_and_together_hold_every_row_in_order(tmp_path, pa
     assert [row for rows in contents for row in rows[1:]] == ROWS
 
 
-def test_every_cut_is_at_a_record_start(tmp_path):
+@pytest.mark.parametrize("line_end", ["\r\n", "\n"])
+def test_every_cut_is_at_a_record_start(tmp_path, line_end):
     source = tmp_path / "pin_data.csv"
-    write(source)
+    write(source, line_end=line_end)
     data = source.read_bytes()
     # Independently: the byte offsets where records begin, from writing the rows one by one.
     starts, at = set(), 0
     for row in [HEADER, *ROWS]:
         buffer = io.StringIO(newline="")
-        csv.writer(buffer, lineterminator="\r\n").writerow(row)
+        csv.writer(buffer, lineterminator=line_end).writerow(row)
         at += len(buffer.getvalue().encode("utf-8"))
         starts.add(at)
     header_end, cuts = csv_parts.record_starts(source, 50)
-    assert header_end == len(b"idx,title,description\r\n")
+    assert header_end == len(("idx,title,description" + line_end).encode())
     assert cuts and set(cuts) <= starts - {len(data)}
     assert cuts == sorted(set(cuts))
 

@@ -1,0 +1,48 @@
+"""The batch notebook's parameters: papermill overrides locally, widgets on Databricks, one set of defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOCAL_INPUT = "batch_data"
+# Databricks Free Edition gives every workspace the catalog `workspace` with the schema `default`; the user
+# creates the volume `pinterest` there and uploads the three CSVs (README, "Run on Databricks").
+DATABRICKS_INPUT = "/Volumes/workspace/default/pinterest"
+
+
+@dataclass(frozen=True)
+class Parameters:
+    input_dir: str
+    output_dir: str | None  # None: <input_dir>/results
+    cleaned_dir: str | None  # None: `cleaned` beside output_dir
+    spark_master: str
+    serverless: bool
+
+
+def _flag(value, default: bool) -> bool:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
+        return default
+    if isinstance(value, str):
+        if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"serverless must be true, false or auto, not {value!r}")
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
+def resolve(input_dir=None, output_dir=None, cleaned_dir=None, spark_master="local[*]", serverless=None,
+            dbutils=None, on_databricks: bool = False, on_serverless: bool = False) -> Parameters:
+    """The parameters in effect. On Databricks each is a text widget (created with the value given here, or
+    the Databricks default, and read back), so a user sets them at the top of the notebook or in a job."""
+    values = {"input_dir": input_dir or (DATABRICKS_INPUT if on_databricks else LOCAL_INPUT),
+              "output_dir": output_dir or "", "cleaned_dir": cleaned_dir or "",
+              "serverless": "auto" if serverless is None else str(serverless).lower()}
+    if on_databricks and dbutils is not None:
+        labels = {"input_dir": "input directory (a volume: /Volumes/<catalog>/<schema>/<volume>)",
+                  "output_dir": "output directory (empty: <input>/results)",
+                  "cleaned_dir": "cleaned tables (empty: beside the output)",
+                  "serverless": "serverless (auto, true, false)"}
+        for name, label in labels.items():
+            dbutils.widgets.text(name, values[name], label)
+        values = {name: dbutils.widgets.get(name).strip() for name in labels}
+    return Parameters(input_dir=values["input_dir"], output_dir=values["output_dir"] or None,
+                      cleaned_dir=values["cleaned_dir"] or None, spark_master=spark_master,
+                      serverless=_flag(values["serverless"], on_serverless))

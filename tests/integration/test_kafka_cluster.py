@@ -1,0 +1,277 @@
+"""A three-broker KRaft cluster from start_kafka.sh --brokers 3: nothing acknowledged is lost, and nothing is
+written twice, when the broker leading most partitions is killed, when every broker is restarted in turn, or
+when the extractor is killed again and again, while the emulator posts triplets."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+
+from pinpipe import batch_store
+from pinpipe.config import PROJECT_ROOT
+from pinpipe.records import encode_value_field
+from tests.conftest import TEST_KAFKA_PORT, free_port, kafka_env, run_script
+from tests.helpers import (complete_idx_in_kafka, consume_all, make_producer, send, triplet_rows,
+                           written_idx_per_batch)
+
+pytestmark = pytest.mark.slow
+
+PORT = TEST_KAFKA_PORT + 1000
+DELIVERY_TIMEOUT_S = 8.0
+RESUME_BOUND_S = 15.0  # README: a restarted extractor resumes within 15 s of the previous one's death
+
+
+@dataclass
+class Cluster:
+    env: dict[str, str]
+    bootstrap: str
+
+    def node_pid(self, node: int) -> int:
+        return int((Path(self.env["KAFKA_STATE_DIR"]) / f"node-{node}" / "kafka.pid").read_text())
+
+    def start_node(self, node: int) -> None:
+        run_script("start_kafka.sh", self.env | {"KAFKA_BROKERS": "3"}, args=["--node", str(node)])
+
+    def stop_node(self, node: int) -> None:
+        run_script("stop_kafka.sh", self.env, args=["--node", str(node)])
+
+    def leaders(self, topic_names) -> Counter:
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            return Counter(p["leader"] for t in admin.describe_topics(list(topic_names)) for p in t["partitions"])
+        finally:
+            admin.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    env = kafka_env(tmp_path_factory.mktemp("cluster"), PORT, KAFKA_HEAP_OPTS="-Xms128m -Xmx512m")
+    started = run_script("start_kafka.sh", env, args=["--brokers", "3"])
+    bootstrap = ",".join(f"localhost:{PORT + 10 * n}" for n in range(3))
+    assert f"Bootstrap servers: {bootstrap}" in started.stdout
+    try:
+        yield Cluster(env, bootstrap)
+    finally:
+        stopped = run_script("stop_kafka.sh", env, check=False)
+        print(stopped.stdout, stopped.stderr)
+
+
+@pytest.fixture
+def cluster_topics(cluster) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    names = {kind: f"cluster_{suffix}.{kind}" for kind in ("pin", "geo", "user")}
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        admin.create_topics([NewTopic(n, 3, 3, topic_configs={"min.insync.replicas": "2"}) for n in names.values()])
+    finally:
+        admin.close()
+    return names
+
+
+def pipeline_env(cluster, topics, batch_dir, **extra) -> dict[str, str]:
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "PIN_TOPIC": topics["pin"],
+            "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(batch_dir),
+            "EXTRACTOR_GROUP_ID": f"g-{topics['pin']}", **extra}
+
+
+class Probe(threading.Thread):
+    """Posts its own triplets to /events (idx from 10,000,000 up) a few times a second, as a client would,
+    and records each answer and how long it took."""
+
+    def __init__(self, url: str, rate: float = 5.0):
+        super().__init__(daemon=True)
+        self.url, self.interval = url, 1.0 / rate
+        self.answers: list[tuple[float, int, float, int]] = []  # (sent at, status, seconds, idx)
+        self.halt = threading.Event()
+        self.rows = list(triplet_rows(400, seed=77).values())
+
+    def run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            for n, triplet in enumerate(self.rows):
+                if self.halt.is_set():
+                    return
+                idx = 10_000_000 + n
+                body = {kind: {k: encode_value_field(v) for k, v in row.items()} | {"idx": idx}
+                        for kind, row in triplet.items()}
+                sent = time.monotonic()
+                try:
+                    status = client.post(f"{self.url}/events", json=body).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.answers.append((sent, status, time.monotonic() - sent, idx))
+                time.sleep(self.interval)
+
+
+def wait_healthy(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"poster at {url} not healthy within {timeout} s")
+
+
+def run_under_load(cluster, topics, pg_url, tmp_path, fault, count=900, rate=30):
+    """The emulator posts `count` triplets at `rate`/s and a probe posts its own, while an extractor writes
+    batches of 100; `fault()` runs once the load is flowing. Returns (acknowledged by the emulator, probe)."""
+    port = free_port()
+    env = pipeline_env(cluster, topics, tmp_path / "batches", DATABASE_URL=pg_url, POSTER_PORT=str(port),
+                       TRANSACTIONAL_ID=f"t-{uuid.uuid4().hex}", DELIVERY_TIMEOUT_S=str(DELIVERY_TIMEOUT_S))
+    poster = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--count", str(count),
+                               "--rate", str(rate), "--random-seed", "3"], env=env, stdout=subprocess.PIPE,
+                              stderr=open(tmp_path / "poster.log", "w"), text=True)
+    extractor = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "100",
+                                  "--batches", "0", "--timeout", "20", "--allow-partial", "--no-progress"],
+                                 env=env, stdout=subprocess.PIPE, stderr=open(tmp_path / "extractor.log", "w"),
+                                 text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url)
+        probe = Probe(url)
+        probe.start()
+        time.sleep(4)  # load flowing, a few batches written
+        fault_at = time.monotonic()
+        fault()
+        stdout, _ = poster.communicate(timeout=600)
+        probe.halt.set()
+        probe.join(timeout=120)
+        assert poster.returncode == 0, (tmp_path / "poster.log").read_text()[-3000:]
+        extractor.communicate(timeout=300)
+        assert extractor.returncode == 0, (tmp_path / "extractor.log").read_text()[-3000:]
+    finally:
+        for proc in (poster, extractor):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    acknowledged = int(re.search(r"triplets acknowledged by Kafka: (\d+)", stdout).group(1))
+    return acknowledged, probe, fault_at, env
+
+
+def assert_exactly_once(cluster, topics, batch_dir: Path, acknowledged: int, probe: Probe) -> None:
+    """Every committed triplet in the log is in the batches exactly once, every acknowledged one is committed,
+    and --verify passes."""
+    verify = subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--verify"],
+                            env={**os.environ, "BATCH_DIR": str(batch_dir)}, capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert batch_store.verify(batch_dir) == []
+    in_log = Counter(r.topic for r in consume_all(cluster.bootstrap, list(topics.values()), None, timeout_ms=5000))
+    probe_acked = {idx for _, status, _, idx in probe.answers if status == 200}
+    # The emulator's and the probe's acknowledged triplets are all committed (a 503 may be committed too).
+    assert all(in_log[t] >= acknowledged + len(probe_acked) for t in topics.values()), (in_log, acknowledged)
+    assert len(set(in_log.values())) == 1  # whole transactions only: as many pins as geos as users
+    manifests = batch_store.read_manifests(batch_dir)
+    taken = sum(m.rows + m.duplicates for m in manifests)
+    assert taken == in_log[topics["pin"]]  # each committed triplet went into exactly one batch
+    assert sum(m.pending for m in manifests[-1:]) == 0
+    written = [idx for batch in written_idx_per_batch(batch_dir) for idx in batch]
+    assert all(written.count(idx) == 1 for idx in probe_acked)  # unique idx: each exactly once
+    assert probe_acked <= complete_idx_in_kafka(cluster.bootstrap, topics)
+
+
+def assert_bounded_answers(probe: Probe, fault_window: tuple[float, float]) -> None:
+    """Each probe answer is 200 or 503 within the poster's delivery bound; 503s only while a fault lasts."""
+    assert len(probe.answers) >= 20
+    for sent, status, seconds, _ in probe.answers:
+        assert status in (200, 503), status
+        assert seconds <= DELIVERY_TIMEOUT_S + 3, seconds
+        if status == 503:
+            assert fault_window[0] - 1 <= sent <= fault_window[1], (sent, fault_window)
+    assert probe.answers[-1][1] == 200  # served again by the end
+
+
+def test_hard_bounce_of_the_busiest_leader_loses_nothing(cluster, cluster_topics, pg_url, tmp_path):
+    victim = {}
+
+    def kill_busiest_leader():
+        node, _ = cluster.leaders(cluster_topics.values()).most_common(1)[0]
+        victim["node"] = node
+        os.kill(cluster.node_pid(node), signal.SIGKILL)
+        victim["killed"] = time.monotonic()
+
+    try:
+        acknowledged, probe, fault_at, _ = run_under_load(cluster, cluster_topics, pg_url, tmp_path,
+                                                          kill_busiest_leader)
+    finally:
+        if "node" in victim:
+            cluster.start_node(victim["node"])
+    assert acknowledged == 900
+    # Leaders move within seconds; a request in flight at the kill waits at most the delivery bound.
+    assert_bounded_answers(probe, (fault_at, victim["killed"] + 2 * DELIVERY_TIMEOUT_S + 10))
+    assert_exactly_once(cluster, cluster_topics, tmp_path / "batches", acknowledged, probe)
+
+
+def test_rolling_restart_of_every_broker_loses_nothing(cluster, cluster_topics, pg_url, tmp_path):
+    window = {}
+
+    def restart_each_in_turn():
+        for node in (1, 2, 3):
+            cluster.stop_node(node)
+            cluster.start_node(node)
+        window["end"] = time.monotonic()
+
+    acknowledged, probe, fault_at, _ = run_under_load(cluster, cluster_topics, pg_url, tmp_path,
+                                                      restart_each_in_turn, count=1500, rate=30)
+    assert acknowledged == 1500
+    assert_bounded_answers(probe, (fault_at, window["end"] + 2 * DELIVERY_TIMEOUT_S))
+    assert_exactly_once(cluster, cluster_topics, tmp_path / "batches", acknowledged, probe)
+
+
+def test_extractor_crash_loop_resumes_within_the_bound(cluster, cluster_topics, tmp_path):
+    rows = triplet_rows(2000, seed=12)
+    producer = make_producer(cluster.bootstrap)
+    futures = [send(producer, cluster_topics, kind, rows[idx][kind]) for idx in rows for kind in rows[idx]]
+    producer.flush()
+    producer.close()
+    assert not [f for f in futures if f.failed()]
+    env = pipeline_env(cluster, cluster_topics, tmp_path / "batches")
+    command = [sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "50", "--batches", "0",
+               "--timeout", "5", "--allow-partial", "--no-progress"]
+    for n in range(6):  # a supervisor restarting a process that keeps dying, some of them mid-join
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5 + n * 0.4)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    died = time.monotonic()
+    final = subprocess.Popen([*command, "-v"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    resumed = None
+    for line in final.stderr:
+        if resumed is None and " assigned " in line and "nothing" not in line:
+            resumed = time.monotonic() - died
+    final.wait(timeout=300)
+    assert final.returncode == 0
+    assert resumed is not None and resumed <= RESUME_BOUND_S, resumed
+    batch_dir = tmp_path / "batches"
+    assert batch_store.verify(batch_dir) == []
+    written = [idx for batch in written_idx_per_batch(batch_dir) for idx in batch]
+    assert sorted(written) == sorted(rows)  # every triplet exactly once across all the killed runs
+
+
+def test_cluster_topics_internal_ones_included_are_replicated_three_ways(cluster):
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        described = {t["name"]: t for t in admin.describe_topics(
+            ["pin_data.pin", "pin_data.geo", "pin_data.user", "__consumer_offsets", "__transaction_state"])}
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "pin_data.pin")])
+    finally:
+        admin.close()
+    for name, topic in described.items():
+        assert topic["partitions"] and all(len(p["replicas"]) == 3 for p in topic["partitions"]), name
+    assert ("min.insync.replicas", "2") in {(c[0], c[1]) for c in configs[0].resources[0][4]}
+    config = (Path(cluster.env["KAFKA_STATE_DIR"]) / "node-1" / "server.properties").read_text()
+    assert "min.insync.replicas=2" in config and "unclean.leader.election.enable=false" in config
+    assert "transaction.state.log.min.isr=2" in config and "offsets.topic.replication.factor=3" in config

@@ -1,0 +1,54 @@
+"""The notebook's parameters: papermill values locally, widgets on Databricks, serverless detection overridable."""
+from __future__ import annotations
+
+import pytest
+
+from pinpipe import notebook_params
+from pinpipe.notebook_params import Parameters
+
+
+class Widgets:
+    """dbutils.widgets as Databricks has it: text widgets keep the value a user typed over the default."""
+
+    def __init__(self, typed=None):
+        self.typed, self.created = dict(typed or {}), {}
+
+    def text(self, name, default, label):
+        self.created[name] = (default, label)
+
+    def get(self, name):
+        return self.typed.get(name, self.created[name][0])
+
+
+class DbUtils:
+    def __init__(self, typed=None):
+        self.widgets = Widgets(typed)
+
+
+def test_local_defaults_read_batch_data():
+    assert notebook_params.resolve() == Parameters("batch_data", None, None, "local[*]", False)
+
+
+def test_papermill_values_are_used_as_given():
+    params = notebook_params.resolve("in", "out/results", None, "spark://h:7077", None)
+    assert params == Parameters("in", "out/results", None, "spark://h:7077", False)
+
+
+def test_databricks_widgets_default_to_a_volume_and_read_what_the_user_typed():
+    dbutils = DbUtils({"input_dir": "/Volumes/main/raw/pins ", "serverless": "auto"})
+    params = notebook_params.resolve(dbutils=dbutils, on_databricks=True, on_serverless=True)
+    assert dbutils.widgets.created["input_dir"][0] == "/Volumes/workspace/default/pinterest"
+    assert set(dbutils.widgets.created) == {"input_dir", "output_dir", "cleaned_dir", "serverless"}
+    assert params == Parameters("/Volumes/main/raw/pins", None, None, "local[*]", True)
+
+
+def test_serverless_can_be_forced_either_way():
+    assert notebook_params.resolve(serverless=True).serverless is True
+    assert notebook_params.resolve(serverless=False, on_serverless=True).serverless is False
+    dbutils = DbUtils({"serverless": "false"})
+    assert notebook_params.resolve(dbutils=dbutils, on_databricks=True, on_serverless=True).serverless is False
+
+
+def test_a_serverless_value_that_is_not_a_flag_is_refused():
+    with pytest.raises(ValueError, match="serverless must be true, false or auto"):
+        notebook_params.resolve(serverless="maybe")
