@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         result = extractor.run()
     except GroupJoinTimeout as exc:
         log.debug("extractor failed", exc_info=True)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc.text}", file=sys.stderr)
         return 1
     except KafkaError as exc:
         log.debug("extractor failed", exc_info=True)

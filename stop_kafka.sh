@@ -44,7 +44,7 @@ for dir in "${dirs[@]}"; do
     fi
 done
 if (( ${#pids[@]} == 0 )); then
-    say "${only:+Kafka node $only is}${only:-Kafka is} not running"
+    if [[ -n "$only" ]]; then say "Kafka node $only is not running"; else say "Kafka is not running"; fi
     exit 0
 fi
 

@@ -3,6 +3,9 @@
 Its code cells run in this process, one after another, as Jupyter would run them (the parameters cell
 first, then the overrides papermill would inject), against a session started once beforehand. The
 baseline beside each figure, in the same run: parsing the three raw files once and doing nothing else.
+
+With --before REV the same is timed first on the notebook and package of git revision REV (a temporary
+worktree, run in its own process), then on the working tree, and the two are printed side by side.
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ import io
 import json
 import os
 import platform
+import re
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,12 +66,43 @@ def timed(action) -> float:
     return time.perf_counter() - started
 
 
+def compare(args) -> None:
+    """Time revision `args.before` and the working tree, each in its own process, and print them side by side."""
+    figures: dict[str, dict[int, tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", str(tree), args.before],
+                       check=True, capture_output=True)
+        try:
+            for label, root in ((f"before ({args.before})", tree), ("after (working tree)", PROJECT_ROOT)):
+                print(f"--- {label}", flush=True)
+                command = [sys.executable, str(PROJECT_ROOT / "bench" / "bench_notebook.py"), "--sizes", args.sizes,
+                           "--master", args.master, "--data-dir", args.data_dir]
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                output = subprocess.run(command, env=env, cwd=root, check=True, capture_output=True, text=True).stdout
+                print(output, end="", flush=True)
+                figures[label] = {int(size.replace(",", "")): (float(nb), float(floor)) for size, nb, floor in re.findall(
+                    r"^\s*([\d,]+) rows: notebook\s+([\d.]+) s.*?once, nothing else\)\s+([\d.]+) s", output, re.M)}
+        finally:
+            subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force", str(tree)],
+                           capture_output=True)
+    (before_label, before), (after_label, after) = figures.items()
+    print(f"\n{'rows':>9}  {'before':>8}  {'after':>8}  after/before  (parse-once baseline before / after)")
+    for size in sorted(after):
+        b, a = before.get(size, (float("nan"), float("nan"))), after[size]
+        print(f"{size:>9,}  {b[0]:7.1f}s  {a[0]:7.1f}s  {a[0] / b[0]:11.2f}x  ({b[1]:.1f} s / {a[1]:.1f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000,100000,1000000", help="rows per table, comma-separated")
     parser.add_argument("--master", default="local[*]")
     parser.add_argument("--data-dir", default=str(Path(__file__).parent / ".data"), help="generated inputs, kept")
+    parser.add_argument("--before", metavar="REV", help="also time git revision REV, first, in its own process")
     args = parser.parse_args()
+    if args.before:
+        compare(args)
+        return
     os.environ.setdefault("MPLBACKEND", "Agg")  # the chart cell draws off screen
     from pinpipe.spark_io import get_spark
 
@@ -73,7 +110,8 @@ def main() -> None:
     spark = get_spark(args.master)
     spark.range(1).count()
     session = time.perf_counter() - started
-    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Spark {spark.version}, master {args.master}")
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Spark {spark.version}, master {args.master}; "
+          f"notebook {NOTEBOOK}")
     print(f"Spark session start: {session:.1f} s (the notebook's get_spark reuses this session)")
     for size in (int(s) for s in args.sizes.split(",")):
         data = Path(args.data_dir) / str(size)

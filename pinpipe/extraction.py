@@ -53,6 +53,7 @@ class GroupJoinTimeout(KafkaTimeoutError):
         else:
             text = (f"cannot reach Kafka at {bootstrap}: no partitions assigned within {waited_s:g} s; is the broker "
                     "running (./start_kafka.sh) and KAFKA_BOOTSTRAP_SERVERS right?")
+        self.text = text  # the sentence for the person at the terminal (str() adds the class name)
         super().__init__(text)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from .config import Settings
 
@@ -231,6 +231,9 @@ class TransactionalBatcher:
         try:
             return await _within(deadline, asyncio.shield(pending.future))
         except (TimeoutError, asyncio.TimeoutError):
+            # Nobody awaits the group any more: take its outcome when it comes, so a failure is not logged
+            # as an exception never retrieved (the caller has answered 503 already).
+            pending.future.add_done_callback(_outcome_taken)
             raise BrokerUnavailable(f"the transaction was not committed within {deadline:g} s") from None
 
     def _make_producer(self) -> KafkaProducer:
@@ -267,6 +270,14 @@ class TransactionalBatcher:
             producer = self._producer
             producer.begin_transaction()
             sent = [[producer.send(topic, key=key, value=value) for topic, key, value in g.records] for g in groups]
+            # Every record delivered before the commit, or no commit: kafka-python can commit a transaction one
+            # of whose batches expired during a leader fail-over, which would make a partial triplet visible.
+            producer.flush(timeout=self.settings.delivery_timeout_s)
+            undelivered = [f for futures in sent for f in futures if not (f.is_done and f.succeeded())]
+            if undelivered:
+                failed = next((f for f in undelivered if f.is_done), None)
+                raise failed.exception if failed is not None else KafkaTimeoutError(
+                    f"{len(undelivered)} records not delivered within {self.settings.delivery_timeout_s:g} s")
             producer.commit_transaction()
             self.transactions += 1
             results = [[Delivered(md.topic, md.partition, md.offset) for md in (f.get(timeout=0) for f in futures)]
@@ -298,6 +309,11 @@ class TransactionalBatcher:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=self.settings.delivery_timeout_s + 5)
+
+
+def _outcome_taken(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _expire(future: asyncio.Future) -> None:

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kafka.structs import TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from pinpipe import batch_store
 from pinpipe.config import PROJECT_ROOT
 from pinpipe.records import encode_value_field
 from tests.conftest import TEST_KAFKA_PORT, free_port, kafka_env, run_script
-from tests.helpers import (complete_idx_in_kafka, consume_all, make_producer, send, triplet_rows,
-                           written_idx_per_batch)
+from tests.helpers import complete_idx_in_kafka, make_producer, send, triplet_rows, written_idx_per_batch
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ class Cluster:
     def leaders(self, topic_names) -> Counter:
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
         try:
-            return Counter(p["leader"] for t in admin.describe_topics(list(topic_names)) for p in t["partitions"])
+            return Counter(p["leader_id"] for t in admin.describe_topics(list(topic_names)) for p in t["partitions"])
         finally:
             admin.close()
 
@@ -126,71 +127,112 @@ def wait_healthy(url: str, timeout: float = 120) -> None:
     raise AssertionError(f"poster at {url} not healthy within {timeout} s")
 
 
-def run_under_load(cluster, topics, pg_url, tmp_path, fault, count=900, rate=30):
-    """The emulator posts `count` triplets at `rate`/s and a probe posts its own, while an extractor writes
-    batches of 100; `fault()` runs once the load is flowing. Returns (acknowledged by the emulator, probe)."""
+def run_under_load(cluster, topics, pg_url, tmp_path, fault, rate=30, settle_s=30):
+    """The emulator posts triplets at `rate`/s and a probe posts its own, while an extractor writes batches
+    of 100; `fault()` runs once the load is flowing, the load goes on `settle_s` after it, then the poster is
+    stopped (SIGTERM: in-flight requests finish), then the extractor; a last extractor run writes what is left.
+    Returns (triplets the emulator got acknowledged, probe)."""
     port = free_port()
     env = pipeline_env(cluster, topics, tmp_path / "batches", DATABASE_URL=pg_url, POSTER_PORT=str(port),
                        TRANSACTIONAL_ID=f"t-{uuid.uuid4().hex}", DELIVERY_TIMEOUT_S=str(DELIVERY_TIMEOUT_S))
-    poster = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--count", str(count),
-                               "--rate", str(rate), "--random-seed", "3"], env=env, stdout=subprocess.PIPE,
+    poster = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--rate", str(rate),
+                               "--random-seed", "3"], env=env, stdout=subprocess.PIPE,
                               stderr=open(tmp_path / "poster.log", "w"), text=True)
-    extractor = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "100",
-                                  "--batches", "0", "--timeout", "20", "--allow-partial", "--no-progress"],
-                                 env=env, stdout=subprocess.PIPE, stderr=open(tmp_path / "extractor.log", "w"),
-                                 text=True)
+    # The extractor runs through the fault (a fail-over is no reason to stop) until the test stops it.
+    command = [sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "100", "--batches", "0",
+               "--no-progress"]
+    extractor = subprocess.Popen([*command, "--timeout", "300"], env=env, stdout=subprocess.PIPE,
+                                 stderr=open(tmp_path / "extractor.log", "w"), text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url)
         probe = Probe(url)
         probe.start()
         time.sleep(4)  # load flowing, a few batches written
-        fault_at = time.monotonic()
         fault()
-        stdout, _ = poster.communicate(timeout=600)
+        time.sleep(settle_s)
         probe.halt.set()
         probe.join(timeout=120)
+        poster.send_signal(signal.SIGTERM)
+        stdout, _ = poster.communicate(timeout=120)
         assert poster.returncode == 0, (tmp_path / "poster.log").read_text()[-3000:]
-        extractor.communicate(timeout=300)
-        assert extractor.returncode == 0, (tmp_path / "extractor.log").read_text()[-3000:]
+        extractor.send_signal(signal.SIGTERM)  # interrupted: what it had not written yet is read again below
+        extractor.communicate(timeout=120)
+        assert extractor.returncode == 130, (tmp_path / "extractor.log").read_text()[-3000:]
+        final = subprocess.run([*command, "--timeout", "6", "--allow-partial"], env=env, capture_output=True,
+                               text=True, timeout=300)
+        assert final.returncode == 0, final.stderr[-3000:]
     finally:
         for proc in (poster, extractor):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
     acknowledged = int(re.search(r"triplets acknowledged by Kafka: (\d+)", stdout).group(1))
-    return acknowledged, probe, fault_at, env
+    return acknowledged, probe
+
+
+def committed_records(bootstrap: str, topic_names) -> list:
+    """Every committed record of the topics, read up to each partition's last stable offset (so a slow fetch
+    after a fail-over cannot end the read early)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(t, p) for t in topic_names for p in consumer.partitions_for_topic(t)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        records, deadline = [], time.monotonic() + 120
+        while any(consumer.position(tp) < end for tp, end in ends.items()):
+            assert time.monotonic() < deadline, "could not read the topics to their ends within 120 s"
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
 
 
 def assert_exactly_once(cluster, topics, batch_dir: Path, acknowledged: int, probe: Probe) -> None:
-    """Every committed triplet in the log is in the batches exactly once, every acknowledged one is committed,
-    and --verify passes."""
+    """Every acknowledged triplet is committed; the batches account for every committed record exactly once
+    (contiguous offset ranges from the start of each partition to its last record, no overlaps: --verify)
+    and hold every complete idx; the probe's own idx, each posted once, are written exactly once."""
     verify = subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--verify"],
                             env={**os.environ, "BATCH_DIR": str(batch_dir)}, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    assert batch_store.verify(batch_dir) == []
-    in_log = Counter(r.topic for r in consume_all(cluster.bootstrap, list(topics.values()), None, timeout_ms=5000))
+    records = committed_records(cluster.bootstrap, topics.values())
+    in_log = Counter(r.topic for r in records)
     probe_acked = {idx for _, status, _, idx in probe.answers if status == 200}
-    # The emulator's and the probe's acknowledged triplets are all committed (a 503 may be committed too).
-    assert all(in_log[t] >= acknowledged + len(probe_acked) for t in topics.values()), (in_log, acknowledged)
-    assert len(set(in_log.values())) == 1  # whole transactions only: as many pins as geos as users
-    manifests = batch_store.read_manifests(batch_dir)
-    taken = sum(m.rows + m.duplicates for m in manifests)
-    assert taken == in_log[topics["pin"]]  # each committed triplet went into exactly one batch
-    assert sum(m.pending for m in manifests[-1:]) == 0
-    written = [idx for batch in written_idx_per_batch(batch_dir) for idx in batch]
-    assert all(written.count(idx) == 1 for idx in probe_acked)  # unique idx: each exactly once
-    assert probe_acked <= complete_idx_in_kafka(cluster.bootstrap, topics)
+    # Whole transactions only, and every acknowledged triplet among them (a 503'd one may be there too).
+    assert len(set(in_log.values())) == 1, in_log
+    assert in_log[topics["pin"]] >= acknowledged + len(probe_acked), (in_log, acknowledged, len(probe_acked))
+    last = {}
+    for r in records:
+        last[(r.topic, r.partition)] = max(last.get((r.topic, r.partition), -1), r.offset)
+    spans = {}
+    for manifest in batch_store.read_manifests(batch_dir):
+        for topic, parts in manifest.offsets.items():
+            for partition, (first, end) in parts.items():
+                low, high = spans.get((topic, int(partition)), (first, end))
+                spans[(topic, int(partition))] = (min(low, first), max(high, end))
+    assert {key: (0, offset) for key, offset in last.items()} == {key: (low, min(high, last.get(key, high)))
+                                                                  for key, (low, high) in spans.items()}
+    per_batch = written_idx_per_batch(batch_dir)
+    assert all(len(idx) == len(set(idx)) for idx in per_batch)
+    written = [idx for batch in per_batch for idx in batch]
+    assert set(written) == complete_idx_in_kafka(cluster.bootstrap, topics)
+    assert all(written.count(idx) == 1 for idx in probe_acked)
 
 
 def assert_bounded_answers(probe: Probe, fault_window: tuple[float, float]) -> None:
     """Each probe answer is 200 or 503 within the poster's delivery bound; 503s only while a fault lasts."""
+    origin = fault_window[0]
+    print("probe answers (s from the fault, status, seconds):",
+          [(round(sent - origin, 1), status, round(seconds, 1)) for sent, status, seconds, _ in probe.answers
+           if status != 200 or abs(sent - origin) < 2])
     assert len(probe.answers) >= 20
     for sent, status, seconds, _ in probe.answers:
         assert status in (200, 503), status
         assert seconds <= DELIVERY_TIMEOUT_S + 3, seconds
         if status == 503:
-            assert fault_window[0] - 1 <= sent <= fault_window[1], (sent, fault_window)
+            assert fault_window[0] - seconds <= sent <= fault_window[1], (sent, fault_window)
     assert probe.answers[-1][1] == 200  # served again by the end
 
 
@@ -200,18 +242,17 @@ def test_hard_bounce_of_the_busiest_leader_loses_nothing(cluster, cluster_topics
     def kill_busiest_leader():
         node, _ = cluster.leaders(cluster_topics.values()).most_common(1)[0]
         victim["node"] = node
-        os.kill(cluster.node_pid(node), signal.SIGKILL)
         victim["killed"] = time.monotonic()
+        os.kill(cluster.node_pid(node), signal.SIGKILL)
 
     try:
-        acknowledged, probe, fault_at, _ = run_under_load(cluster, cluster_topics, pg_url, tmp_path,
-                                                          kill_busiest_leader)
+        acknowledged, probe = run_under_load(cluster, cluster_topics, pg_url, tmp_path, kill_busiest_leader)
     finally:
         if "node" in victim:
             cluster.start_node(victim["node"])
-    assert acknowledged == 900
-    # Leaders move within seconds; a request in flight at the kill waits at most the delivery bound.
-    assert_bounded_answers(probe, (fault_at, victim["killed"] + 2 * DELIVERY_TIMEOUT_S + 10))
+    # New leaders are elected within seconds; a request caught by the kill is answered within the bound.
+    assert_bounded_answers(probe, (victim["killed"], victim["killed"] + 2 * DELIVERY_TIMEOUT_S))
+    assert acknowledged > 100
     assert_exactly_once(cluster, cluster_topics, tmp_path / "batches", acknowledged, probe)
 
 
@@ -219,15 +260,15 @@ def test_rolling_restart_of_every_broker_loses_nothing(cluster, cluster_topics, 
     window = {}
 
     def restart_each_in_turn():
+        window["start"] = time.monotonic()
         for node in (1, 2, 3):
             cluster.stop_node(node)
             cluster.start_node(node)
         window["end"] = time.monotonic()
 
-    acknowledged, probe, fault_at, _ = run_under_load(cluster, cluster_topics, pg_url, tmp_path,
-                                                      restart_each_in_turn, count=1500, rate=30)
-    assert acknowledged == 1500
-    assert_bounded_answers(probe, (fault_at, window["end"] + 2 * DELIVERY_TIMEOUT_S))
+    acknowledged, probe = run_under_load(cluster, cluster_topics, pg_url, tmp_path, restart_each_in_turn)
+    assert_bounded_answers(probe, (window["start"], window["end"] + 2 * DELIVERY_TIMEOUT_S))
+    assert acknowledged > 100
     assert_exactly_once(cluster, cluster_topics, tmp_path / "batches", acknowledged, probe)
 
 
@@ -262,6 +303,18 @@ def test_extractor_crash_loop_resumes_within_the_bound(cluster, cluster_topics, 
 
 
 def test_cluster_topics_internal_ones_included_are_replicated_three_ways(cluster):
+    # One transaction and one group commit, so both internal topics exist.
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, transactional_id=f"rf-{uuid.uuid4().hex}")
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send("pin_data.pin", key=b"1", value=b"{}")
+    producer.commit_transaction()
+    producer.close()
+    consumer = KafkaConsumer("pin_data.pin", bootstrap_servers=cluster.bootstrap, group_id=f"rf-{uuid.uuid4().hex}",
+                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=10_000)
+    next(iter(consumer))
+    consumer.commit()
+    consumer.close()
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     try:
         described = {t["name"]: t for t in admin.describe_topics(
@@ -270,8 +323,9 @@ def test_cluster_topics_internal_ones_included_are_replicated_three_ways(cluster
     finally:
         admin.close()
     for name, topic in described.items():
-        assert topic["partitions"] and all(len(p["replicas"]) == 3 for p in topic["partitions"]), name
-    assert ("min.insync.replicas", "2") in {(c[0], c[1]) for c in configs[0].resources[0][4]}
+        assert topic["partitions"] and all(len(p["replica_nodes"]) == 3 for p in topic["partitions"]), name
+    entry = configs["topic"]["pin_data.pin"]["min.insync.replicas"]
+    assert (entry.get("value") if isinstance(entry, dict) else entry) == "2", entry
     config = (Path(cluster.env["KAFKA_STATE_DIR"]) / "node-1" / "server.properties").read_text()
     assert "min.insync.replicas=2" in config and "unclean.leader.election.enable=false" in config
     assert "transaction.state.log.min.isr=2" in config and "offsets.topic.replication.factor=3" in config

@@ -101,3 +101,24 @@ def test_unwritable_data_directory_is_refused(env, tmp_path):
     result = run_script("start_kafka.sh", {**env, "KAFKA_DATA_DIR": str(blocker / "data")}, check=False)
     assert result.returncode != 0
     assert "not writable" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--brokers", "0"], "--brokers must be a number from 1 to 9"),
+    (["--brokers", "three"], "--brokers must be a number from 1 to 9"),
+    (["--brokers", "3", "--node", "4"], "--node must be a number from 1 to 3"),
+    (["--node", "2"], "--node must be a number from 1 to 1"),
+    (["--bogus"], "unknown argument: --bogus"),
+])
+def test_cluster_arguments_are_checked_before_anything_starts(env, args, message):
+    result = run_script("start_kafka.sh", env, check=False, args=args)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Starting" not in result.stdout
+
+
+def test_help_describes_cluster_mode_and_stopping_one_node(env):
+    start = run_script("start_kafka.sh", env, args=["--help"])
+    assert "--brokers N" in start.stdout and "--node N" in start.stdout and "min.insync.replicas=2" in start.stdout
+    stop = run_script("stop_kafka.sh", env, args=["--help"])
+    assert "--node N" in stop.stdout
+    assert "Kafka node 2 is not running" in run_script("stop_kafka.sh", env, args=["--node", "2"]).stdout
