@@ -10,10 +10,10 @@ from pathlib import Path
 
 from kafka.errors import KafkaError
 
-from pinpipe import batch_store
-from pinpipe.config import get_settings
-from pinpipe.extraction import Extractor, GroupJoinTimeout, install_stop_signals
-from pinpipe.logs import setup_logging
+from pinpipe.common.config import get_settings
+from pinpipe.common.logs import setup_logging
+from pinpipe.extraction import batch_store
+from pinpipe.extraction.extractor import Extractor, GroupJoinTimeout, install_stop_signals
 
 log = logging.getLogger("batch_extractor")
 
@@ -32,12 +32,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="give up after this many seconds without new records (default 60)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="on timeout, write the complete triplets there are instead of failing")
-    parser.add_argument("--group-id", default=None, help="consumer group (default EXTRACTOR_GROUP_ID or pin-batch-extractor)")
+    parser.add_argument("--group-id", default=None,
+                        help="consumer group (default EXTRACTOR_GROUP_ID or pin-batch-extractor)")
     parser.add_argument("--instance-id", default=None,
                         help="static group membership id (EXTRACTOR_INSTANCE_ID); default <group>-<host>-<slot>, "
                              "the slot being the lowest one free in the batch directory, so a restart after a "
                              "crash resumes at once; give each extractor of a group its own")
-    parser.add_argument("--batch-dir", type=Path, default=None, help="output directory (default BATCH_DIR or batch_data)")
+    parser.add_argument("--batch-dir", type=Path, default=None,
+                        help="output directory (default BATCH_DIR or batch_data)")
     parser.add_argument("--verify", action="store_true",
                         help="check the manifests under the batch directory (no gaps, no overlaps) and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")

@@ -12,11 +12,11 @@ import argparse
 import logging
 import sys
 
-from pinpipe import source_db
-from pinpipe.config import get_settings
-from pinpipe.datagen import DEFAULT_ROWS
-from pinpipe.logs import setup_logging
-from pinpipe.source_db import SourceDatabaseError
+from pinpipe.common.config import get_settings
+from pinpipe.common.logs import setup_logging
+from pinpipe.source import source_db
+from pinpipe.source.datagen import DEFAULT_ROWS
+from pinpipe.source.source_db import SourceDatabaseError
 
 log = logging.getLogger("data_poster")
 
@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="seed-db")
     seed = sub.add_parser("seed-db", help="create and fill the three source tables in the configured database")
-    seed.add_argument("--rows", type=positive_int, default=DEFAULT_ROWS, help=f"rows per table (default {DEFAULT_ROWS})")
+    seed.add_argument("--rows", type=positive_int, default=DEFAULT_ROWS,
+                      help=f"rows per table (default {DEFAULT_ROWS})")
     seed.add_argument("--random-seed", type=int, default=0, dest="seed_random_seed", help="generator seed (default 0)")
     seed.add_argument("--reset", action="store_true", help="replace tables that already hold data")
     return parser.parse_args(argv)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    from pinpipe.poster_service import serve  # FastAPI and uvicorn are only needed to serve
+    from pinpipe.poster.service import serve  # FastAPI and uvicorn are only needed to serve
 
     return serve(settings, url, emulate=not args.no_emulator, rate=args.rate, count=args.count,
                  random_seed=args.random_seed, concurrency=args.concurrency)

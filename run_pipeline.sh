@@ -80,7 +80,7 @@ fi
 
 # The poster starts the embedded PostgreSQL itself (seeding it when empty) and stops it when done,
 # unless it was running before or the services are to be kept.
-if [[ -z "${DATABASE_URL:-}" ]] && { [[ "$KEEP_SERVICES" == 1 ]] || $PY -m pinpipe.embedded_pg status >/dev/null 2>&1; }; then
+if [[ -z "${DATABASE_URL:-}" ]] && { [[ "$KEEP_SERVICES" == 1 ]] || $PY -m pinpipe.source.embedded_pg status >/dev/null 2>&1; }; then
     export KEEP_DATABASE_RUNNING=1
 fi
 

@@ -6,5 +6,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 source scripts/venv.sh
 ensure_venv
+say "Checking the code: ruff (lint) and lint-imports (the stages' import contracts)"
+.venv/bin/ruff check --quiet . || { say "error: ruff found problems (above); fix them or run .venv/bin/ruff check --fix ." >&2; exit 1; }
+.venv/bin/lint-imports --no-cache > .venv/lint-imports.log 2>&1 \
+    || { sed -n '/Contracts/,$p' .venv/lint-imports.log >&2; say "error: an import contract is broken (above)" >&2; exit 1; }
 say "Running the tests (unit and integration)"
 exec .venv/bin/python -m pytest "$@"

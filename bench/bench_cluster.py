@@ -13,14 +13,11 @@ import re
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
-from kafka.admin import KafkaAdminClient, NewTopic
-
-from pinpipe.config import PROJECT_ROOT, get_settings
-from pinpipe.extraction import Extractor
-from pinpipe.schema import KINDS
+from pinpipe.common.config import PROJECT_ROOT, get_settings
+from pinpipe.common.topics import fresh_topics
+from pinpipe.extraction.extractor import Extractor
 
 
 def kafka_env(state: Path, port: int, brokers: int) -> dict[str, str]:
@@ -36,13 +33,8 @@ def measure(brokers: int, port: int, triplets: int, batch: int) -> tuple[float, 
         subprocess.run([str(PROJECT_ROOT / "start_kafka.sh")], env=env, check=True, capture_output=True)
         try:
             bootstrap = ",".join(f"localhost:{port + 10 * n}" for n in range(brokers))
-            replicas = min(brokers, 3)
-            suffix = uuid.uuid4().hex[:6]
-            topics = {kind: f"benchc_{suffix}.{kind}" for kind in KINDS}
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-            admin.create_topics([NewTopic(t, 3, replicas, topic_configs={"min.insync.replicas": str(min(replicas, 2))})
-                                 for t in topics.values()])
-            admin.close()
+            topics = fresh_topics(bootstrap, "benchc", replicas=min(brokers, 3))
+            suffix = topics["pin"].split(".")[0]
             run_env = env | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PIN_TOPIC": topics["pin"],
                              "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"],
                              "POSTER_PORT": str(port + 500), "TRANSACTIONAL_ID": f"bench-{suffix}"}

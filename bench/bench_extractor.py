@@ -8,14 +8,14 @@ import platform
 import tempfile
 import time
 
+from common import fresh_topics
 from kafka import KafkaConsumer, KafkaProducer
 
-from common import fresh_topics
-from pinpipe import datagen
-from pinpipe.config import get_settings
-from pinpipe.extraction import Extractor
-from pinpipe.records import encode_key, encode_value, row_dict
-from pinpipe.schema import KINDS
+from pinpipe.common.config import get_settings
+from pinpipe.common.records import encode_key, encode_value, row_dict
+from pinpipe.common.schema import KINDS
+from pinpipe.extraction.extractor import Extractor
+from pinpipe.source import datagen
 
 
 def main() -> None:

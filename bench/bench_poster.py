@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 
 import aiohttp
+from common import fresh_topics
 from kafka import KafkaProducer
 
-from common import fresh_topics
-from pinpipe import datagen
-from pinpipe.config import PROJECT_ROOT, get_settings
-from pinpipe.records import encode_key, encode_value, encode_value_field, row_dict
-from pinpipe.schema import KINDS
+from pinpipe.common.config import PROJECT_ROOT, get_settings
+from pinpipe.common.records import encode_key, encode_value, encode_value_field, row_dict
+from pinpipe.common.schema import KINDS
+from pinpipe.source import datagen
 
 NOOP_APP = '''
 from fastapi import FastAPI

@@ -7,9 +7,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pinpipe import datagen, source_db
-from pinpipe.embedded_pg import embedded_url
-from pinpipe.schema import FIELDS, TABLES
+from pinpipe.common.schema import FIELDS, TABLES
+from pinpipe.source import datagen, source_db
+from pinpipe.source.embedded_pg import embedded_url
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import batch_store
-from .schema import CSV_FILES
+from pinpipe.common.schema import CSV_FILES
+from pinpipe.extraction import batch_store
 
 
 def count_csv_rows(path: Path) -> int:

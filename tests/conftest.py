@@ -4,12 +4,11 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
-from pinpipe.config import PROJECT_ROOT
+from pinpipe.common.config import PROJECT_ROOT
 
 TEST_KAFKA_PORT = int(os.environ.get("TEST_KAFKA_PORT", "19092"))
 TEST_KAFKA_CONTROLLER_PORT = TEST_KAFKA_PORT + 1
@@ -62,23 +61,16 @@ def kafka_bootstrap(tmp_path_factory) -> str:
 @pytest.fixture
 def topics(kafka_bootstrap) -> dict[str, str]:
     """Three fresh co-partitioned topics for one test: kind -> name."""
-    from kafka.admin import KafkaAdminClient, NewTopic
+    from pinpipe.common.topics import fresh_topics
 
-    suffix = uuid.uuid4().hex[:8]
-    names = {kind: f"test_{suffix}.{kind}" for kind in ("pin", "geo", "user")}
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(name, 3, 1) for name in names.values()])
-    finally:
-        admin.close()
-    return names
+    return fresh_topics(kafka_bootstrap, "test")
 
 
 @pytest.fixture(scope="session")
 def pg_url(tmp_path_factory) -> str:
     """A real embedded PostgreSQL (its own data directory), seeded with the default generator."""
-    from pinpipe import source_db
-    from pinpipe.embedded_pg import embedded_url
+    from pinpipe.source import source_db
+    from pinpipe.source.embedded_pg import embedded_url
 
     url = embedded_url(tmp_path_factory.mktemp("pg") / "pgdata")
     source_db.seed(url, rows=2_000, random_seed=7)
@@ -94,7 +86,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def spark():
     """One real local Spark session for the whole run (sessions take seconds to start)."""
-    from pinpipe.spark_io import get_spark
+    from pinpipe.spark.spark_io import get_spark
 
     session = get_spark("local[2]", app_name="pinpipe-tests")
     session.conf.set("spark.sql.shuffle.partitions", "2")

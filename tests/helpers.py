@@ -7,9 +7,10 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from pinpipe import datagen
-from pinpipe.records import encode_key, encode_value, row_dict
-from pinpipe.schema import CSV_FILES, KINDS
+from pinpipe.common.records import encode_key, encode_value, row_dict
+from pinpipe.common.schema import CSV_FILES, KINDS
+from pinpipe.extraction import batch_store
+from pinpipe.source import datagen
 
 
 def make_producer(bootstrap: str) -> KafkaProducer:
@@ -43,15 +44,11 @@ def read_batch(path: Path) -> dict[str, list[dict[str, str]]]:
     return out
 
 
-def batch_dirs(batch_dir: Path) -> list[Path]:
-    root = batch_dir / "batches"
-    return sorted(p for p in root.iterdir() if not p.name.startswith(".")) if root.exists() else []
-
 
 def written_idx_per_batch(batch_dir: Path) -> list[list[int]]:
     """idx written by each batch, checking the three files agree row by row."""
     result = []
-    for path in batch_dirs(batch_dir):
+    for path in batch_store.batch_paths(batch_dir):
         batch = read_batch(path)
         idx = [int(r["idx"]) for r in batch["pin"]]
         assert idx == [int(r["idx"]) for r in batch["geo"]] == [int(r["idx"]) for r in batch["user"]], path

@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 import pytest
 from fastapi.testclient import TestClient
 
-from pinpipe.api import create_app
-from pinpipe.config import PROJECT_ROOT, get_settings
-from pinpipe.records import encode_value_field
-from tests.conftest import free_port, kafka_env, run_script, TEST_KAFKA_PORT
+from pinpipe.common.config import PROJECT_ROOT, get_settings
+from pinpipe.common.records import encode_value_field
+from pinpipe.poster.app import create_app
+from tests.conftest import TEST_KAFKA_PORT, free_port, kafka_env, run_script
 from tests.helpers import consume_all, triplet_rows
 
 
@@ -116,6 +116,15 @@ def test_too_many_records_or_too_large_a_body_is_413(client, topics):
     assert client.post(f"/topics/{topics['pin']}", json={"records": records}).status_code == 413
     huge = json_row(ROWS[0]["pin"]) | {"description": "x" * 70_000}
     assert client.post(f"/topics/{topics['pin']}", json={"records": [{"value": huge}]}).status_code == 413
+    # The same body sent chunked (no Content-Length) is refused alike, not as a parse error.
+    body = json.dumps({"records": [{"value": huge}]}).encode()
+    chunked = client.post(f"/topics/{topics['pin']}", content=iter([body[i:i + 8192] for i in range(0, len(body), 8192)]),
+                          headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413, chunked.text
+    small = json.dumps({"records": [{"value": json_row(ROWS[1]["pin"])}]}).encode()
+    accepted = client.post(f"/topics/{topics['pin']}", content=iter([small[:100], small[100:]]),
+                           headers={"Content-Type": "application/json"})
+    assert accepted.status_code == 200, accepted.text
 
 
 def test_health_and_stats(client, topics):

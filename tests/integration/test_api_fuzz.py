@@ -1,23 +1,18 @@
 """Schema-driven fuzzing of the produce API (schemathesis + hypothesis): no input makes it answer 500."""
 from __future__ import annotations
 
-import uuid
-
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
-from kafka.admin import KafkaAdminClient, NewTopic
 
-from pinpipe.api import create_app
-from pinpipe.config import get_settings
+from pinpipe.common.config import get_settings
+from pinpipe.common.topics import fresh_topics
+from pinpipe.poster.app import create_app
 
 
 def test_no_generated_request_gets_a_500(kafka_bootstrap):
-    suffix = uuid.uuid4().hex[:8]
-    names = {kind: f"fuzz_{suffix}.{kind}" for kind in ("pin", "geo", "user")}
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics([NewTopic(name, 3, 1) for name in names.values()])
-    admin.close()
+    names = fresh_topics(kafka_bootstrap, "fuzz")
+    suffix = names["pin"].split(".")[0]
     app = create_app(get_settings(kafka_bootstrap_servers=kafka_bootstrap, pin_topic=names["pin"],
                                   geo_topic=names["geo"], user_topic=names["user"], delivery_timeout_s=5),
                      transactional_id=f"fuzz-{suffix}")

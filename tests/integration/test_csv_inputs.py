@@ -7,9 +7,9 @@ import io
 
 import pytest
 
-from pinpipe.csv_header import BOM, InputFileError
-from pinpipe.schema import CSV_FILES, FIELDS, KINDS
-from pinpipe.spark_io import read_batch, read_raw
+from pinpipe.common.schema import CSV_FILES, FIELDS, KINDS
+from pinpipe.spark.csv_header import BOM, InputFileError
+from pinpipe.spark.spark_io import read_batch, read_raw
 
 TEXTS = ['comma, "quotes" and\na newline\u2026\u00a0', "crlf\r\ninside", " spaces ", "", "\u00a0nbsp", "plain"]
 
@@ -65,7 +65,7 @@ def test_columns_in_another_order_are_read_by_name(spark, tmp_path):
 
 
 def test_a_large_lf_file_cut_into_parts_reads_the_same_rows(spark, tmp_path, monkeypatch):
-    from pinpipe import csv_parts
+    from pinpipe.spark import csv_parts
 
     many = [dict(row, idx=str(n * 10 + int(row["idx"]))) for n in range(20) for row in rows_for("pin")]
     write(tmp_path / "pin_data.csv", "pin", line_end="\n", rows=many)
@@ -108,7 +108,7 @@ def test_every_bad_file_is_named_in_one_message(spark, tmp_path):
 def test_a_file_spark_must_read_itself_is_checked_through_spark(spark, tmp_path):
     """A location Python cannot open (an object store) has its header read by Spark: here a file:// URI
     that is resolved as remote, so the Spark branch runs against real files."""
-    from pinpipe import locations, spark_io
+    from pinpipe.spark import locations, spark_io
 
     write(tmp_path / "geo_data.csv", "geo", line_end="\n", bom=True, columns=list(reversed(FIELDS["geo"])))
     (tmp_path / "user_data.csv").write_bytes(b"idx,first_name,last_name,age,date_joined\r\n")
@@ -122,7 +122,7 @@ def test_a_file_spark_must_read_itself_is_checked_through_spark(spark, tmp_path)
 
 
 def test_results_where_only_spark_can_write_are_one_part_file_each(spark, tmp_path, monkeypatch):
-    from pinpipe import locations, spark_io
+    from pinpipe.spark import locations, spark_io
 
     df = spark.createDataFrame([("a, \"b\"", 1), ("c", None)], "name string, n int")
     result = spark_io.collect_all({"q": df})

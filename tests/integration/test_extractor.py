@@ -9,18 +9,24 @@ import subprocess
 import sys
 import threading
 import time
-
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from pinpipe import batch_store
-from pinpipe.config import PROJECT_ROOT, get_settings
-from pinpipe.extraction import EXIT_NOT_ENOUGH_DATA, Extractor
-from tests.helpers import (complete_idx_in_kafka, make_producer, records_in_kafka, send, send_all,
-                           triplet_rows, written_idx_per_batch)
+from pinpipe.common.config import PROJECT_ROOT, get_settings
+from pinpipe.extraction import batch_store
+from pinpipe.extraction.extractor import EXIT_NOT_ENOUGH_DATA, Extractor
+from tests.helpers import (
+    complete_idx_in_kafka,
+    make_producer,
+    records_in_kafka,
+    send,
+    send_all,
+    triplet_rows,
+    written_idx_per_batch,
+)
 
 
 def settings_for(kafka_bootstrap, topics, batch_dir):
@@ -93,8 +99,9 @@ def test_not_enough_data_exits_2_and_allow_partial_writes_what_there_is(kafka_bo
 
 
 def test_cli_help_and_usage_errors():
-    run = lambda *a: subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), *a],
-                                    capture_output=True, text=True)
+    def run(*args):
+        return subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), *args],
+                              capture_output=True, text=True)
     assert "--count" in run("--help").stdout
     bad = run("--count", "0")
     assert bad.returncode == 2 and "--count must be a positive integer" in bad.stderr

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka.structs import TopicPartition
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+from kafka.structs import TopicPartition
 
-from pinpipe import batch_store
-from pinpipe.config import PROJECT_ROOT
-from pinpipe.records import encode_value_field
+from pinpipe.common.config import PROJECT_ROOT
+from pinpipe.common.records import encode_value_field
+from pinpipe.common.topics import fresh_topics
+from pinpipe.extraction import batch_store
 from tests.conftest import TEST_KAFKA_PORT, free_port, kafka_env, run_script
 from tests.helpers import complete_idx_in_kafka, make_producer, send, triplet_rows, written_idx_per_batch
 
@@ -71,14 +72,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture
 def cluster_topics(cluster) -> dict[str, str]:
-    suffix = uuid.uuid4().hex[:8]
-    names = {kind: f"cluster_{suffix}.{kind}" for kind in ("pin", "geo", "user")}
-    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
-    try:
-        admin.create_topics([NewTopic(n, 3, 3, topic_configs={"min.insync.replicas": "2"}) for n in names.values()])
-    finally:
-        admin.close()
-    return names
+    return fresh_topics(cluster.bootstrap, "cluster", replicas=3)
 
 
 def pipeline_env(cluster, topics, batch_dir, **extra) -> dict[str, str]:

@@ -15,7 +15,7 @@ import pandas as pd
 import papermill
 import pytest
 
-from pinpipe.config import PROJECT_ROOT
+from pinpipe.common.config import PROJECT_ROOT
 from tests import spark_services
 from tests.integration.test_spark_crosscheck import batch_dir, normalise, pandas_results  # noqa: F401
 

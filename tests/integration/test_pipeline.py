@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from pinpipe.config import PROJECT_ROOT
+from pinpipe.common.config import PROJECT_ROOT
 from tests.conftest import TEST_KAFKA_PORT, free_port
 
 

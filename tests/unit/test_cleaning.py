@@ -7,8 +7,8 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from pinpipe import cleaning
-from pinpipe.spark_io import RAW_SCHEMAS
+from pinpipe.spark import cleaning
+from pinpipe.spark.spark_io import RAW_SCHEMAS
 
 NBSP = "\u00a0"
 
@@ -57,7 +57,8 @@ def test_clean_pin_nulls_blanks_and_every_placeholder_and_keeps_other_spaces(spa
     ], "ind int, unique_id string, title string, description string, follower_count int, poster_name string, "
        "tag_list string, is_image_or_video string, image_src string, save_location string, category string")
     assertDataFrameEqual(got, expected, checkRowOrder=False)
-    assert tuple(got.columns) == cleaning.PIN_COLUMNS
+    assert tuple(got.columns) == ("ind", "unique_id", "title", "description", "follower_count", "poster_name",
+                                  "tag_list", "is_image_or_video", "image_src", "save_location", "category")
 
 
 def test_idx_zero_survives_as_ind_zero(spark):

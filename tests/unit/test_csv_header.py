@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pinpipe.csv_header import BOM, CsvHeader, InputFileError, column_order, parse_head, read_head
+from pinpipe.spark.csv_header import BOM, CsvHeader, InputFileError, column_order, parse_head, read_head
 
 EXPECTED = ("idx", "country", "latitude")
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from pinpipe import csv_parts
+from pinpipe.spark import csv_parts
 
 HEADER = ["idx", "title", "description"]
 # Hand-built rows aimed at the cut rules: CRLFs and lone quotes inside quoted fields, doubled quotes,

@@ -1,9 +1,9 @@
 """The extractor's CSVs read back by Spark with the notebook's reader options: text survives exactly."""
 from __future__ import annotations
 
-from pinpipe.alignment import Record
-from pinpipe.batch_store import write_csv
-from pinpipe.spark_io import read_raw
+from pinpipe.extraction.alignment import Record
+from pinpipe.extraction.batch_store import write_csv
+from pinpipe.spark.spark_io import read_raw
 
 NASTY = [
     'comma, "quotes" and\na newline\u2026\u00a0',
@@ -52,7 +52,7 @@ def test_null_is_an_empty_field_and_reads_back_as_null(spark, tmp_path):
 
 def test_a_file_cut_into_parts_reads_back_the_same_rows(spark, tmp_path, monkeypatch):
     """Large local files are read as part files (several tasks); the rows must not change."""
-    from pinpipe import csv_parts
+    from pinpipe.spark import csv_parts
 
     triplets = [triplet(i, NASTY[i % len(NASTY)]) for i in range(60)]
     write_csv(tmp_path / "pin_data.csv", "pin", triplets)

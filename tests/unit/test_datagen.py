@@ -6,8 +6,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from pinpipe import datagen
-from pinpipe.schema import FIELDS
+from pinpipe.common.schema import FIELDS
+from pinpipe.source import datagen
 
 N = datagen.DEFAULT_ROWS
 

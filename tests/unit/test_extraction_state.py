@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from kafka.structs import TopicPartition
 
-from pinpipe.alignment import Record
-from pinpipe.extraction import _PartitionState, carried_offsets
+from pinpipe.extraction.alignment import Record
+from pinpipe.extraction.extractor import _PartitionState, carried_offsets
 
 
 def pending(topic: str, partition: int, offset: int) -> Record:

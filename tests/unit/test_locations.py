@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pinpipe.locations import Location, LocationError, join, resolve, sibling
+from pinpipe.spark.locations import Location, LocationError, join, resolve, sibling
 
 
 @pytest.mark.parametrize("uri", ["s3a://bucket/out", "abfss://c@acct.dfs.core.windows.net/out", "gs://b/out",

@@ -6,8 +6,8 @@ import subprocess
 import sys
 import time
 
-from pinpipe import membership
-from pinpipe.extraction import GroupJoinTimeout
+from pinpipe.extraction import membership
+from pinpipe.extraction.extractor import GroupJoinTimeout
 
 
 def test_concurrent_extractors_get_different_slots_and_a_released_slot_is_reused(tmp_path):
@@ -25,7 +25,7 @@ def test_concurrent_extractors_get_different_slots_and_a_released_slot_is_reused
 
 
 def test_a_killed_holder_leaves_its_slot_to_the_next_start(tmp_path):
-    code = ("import sys, time; from pinpipe import membership; "
+    code = ("import sys, time; from pinpipe.extraction import membership; "
             f"s = membership.claim({str(tmp_path)!r}, 'grp'); print(s.instance_id, flush=True); time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     held = child.stdout.readline().strip()

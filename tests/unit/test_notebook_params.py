@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pinpipe import notebook_params
-from pinpipe.notebook_params import Parameters
+from pinpipe.spark import notebook_params
+from pinpipe.spark.notebook_params import Parameters
 
 
 class Widgets:

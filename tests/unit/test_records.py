@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from pinpipe.records import PoisonRecord, decode_value, encode_key, encode_value
+from pinpipe.common.records import PoisonRecord, decode_value, encode_key, encode_value
 
 
 def test_key_is_the_idx_as_text():
@@ -48,4 +48,5 @@ def test_poison_values_are_rejected_with_the_reason(raw, reason):
 def test_idx_zero_is_a_valid_idx():
     value = decode_value("user", b'{"idx": 0, "first_name": null, "last_name": "x", "age": 20, "date_joined": null}')
     assert value["idx"] == 0
+
 

@@ -5,8 +5,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
@@ -14,11 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from .api_models import VALUE_MODELS, Event, EventResponse, ProduceRequest, ProduceResponse, SendDataResponse
-from .config import Settings
-from .producer import BrokerUnavailable, RecordProducer, TransactionalBatcher
-from .records import encode_key, encode_value
-from .schema import KINDS
+from pinpipe.common.config import Settings
+from pinpipe.common.records import encode_key, encode_value
+from pinpipe.common.schema import KINDS
+from pinpipe.poster.models import VALUE_MODELS, Event, EventResponse, ProduceRequest, ProduceResponse, SendDataResponse
+from pinpipe.poster.producer import BrokerUnavailable, RecordProducer, TransactionalBatcher
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def create_app(settings: Settings, *, database_check: Callable[[], bool] | None 
                transactional_id: str | None = None) -> FastAPI:
     """Build the app. Kafka clients are created in the lifespan, never at import time."""
     stats = Stats()
-    kind_of_topic = {topic: kind for kind, topic in settings.topics.items()}
+    kind_of_topic = settings.kind_by_topic
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -192,6 +193,30 @@ class BodySizeLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await self._reject(scope, receive, send)
+        if declared is None:
+            # A chunked body has no length to check up front: read it here, up to the limit, and hand it on.
+            # (Raised from inside the app's own body parsing, the limit would come out as a 400.)
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.limit:
+                    return await self._reject(scope, receive, send)
+                if not message.get("more_body", False):
+                    break
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+            return await self.app(scope, replay, send)
         received = 0
 
         async def limited_receive():

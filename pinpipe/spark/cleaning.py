@@ -7,17 +7,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from . import datagen
+from pinpipe.common import schema
 
-# Values the source uses instead of null, per column.
-PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "title": (datagen.NO_TITLE, "Untitled"),
-    "description": (datagen.NO_DESCRIPTION_STORY, datagen.NO_DESCRIPTION, "Untitled"),
-    "poster_name": (datagen.USER_INFO_ERROR,),
-    "follower_count": (datagen.USER_INFO_ERROR,),
-    "tag_list": (datagen.NO_TAGS,),
-    "image_src": (datagen.IMAGE_SRC_ERROR,),
-}
+PLACEHOLDERS = schema.PLACEHOLDERS  # per column, the values the source uses instead of null
 
 WHITESPACE = " \t\n\x0b\f\r"  # spaces, tabs and line breaks (the characters of regex \s)
 FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)([kKmM])\s*$|^\s*(\d+)\s*$"
@@ -25,10 +17,6 @@ SUFFIX_MULTIPLIER = {"k": 1_000, "m": 1_000_000}
 TIMESTAMP_PATTERN = "yyyy-MM-dd HH:mm:ss"
 SAVE_LOCATION_PATTERN = r"^(?:Local save in )?(/.*)$"
 
-PIN_COLUMNS = ("ind", "unique_id", "title", "description", "follower_count", "poster_name", "tag_list",
-               "is_image_or_video", "image_src", "save_location", "category")
-GEO_COLUMNS = ("ind", "country", "coordinates", "timestamp")
-USER_COLUMNS = ("ind", "user_name", "age", "date_joined")
 
 
 INT_MAX = 2**31 - 1

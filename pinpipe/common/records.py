@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from .schema import FIELDS, TIMESTAMP_FORMAT
+from pinpipe.common.schema import FIELDS, TIMESTAMP_FORMAT
 
 
 def encode_key(idx: int) -> bytes:

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import logging
-import sys
 import multiprocessing as mp
+import sys
 import threading
 
 import uvicorn
 
-from . import source_db
-from .api import create_app
-from .config import Settings
-from .emulator import EmulatorConfig, EmulatorStatus, run_emulator_process
+from pinpipe.common.config import Settings
+from pinpipe.poster.app import create_app
+from pinpipe.source import source_db
+from pinpipe.source.emulator import EmulatorConfig, EmulatorStatus, run_emulator_process
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,8 @@ def parse_head(label: str, head: bytes) -> CsvHeader:
     try:
         text = line.rstrip(b"\r").decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InputFileError(f"{label}: the header row is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise InputFileError(
+            f"{label}: the header row is not UTF-8 text ({error.reason} at byte {error.start})") from None
     columns = tuple(next(csv.reader([text])))
     return CsvHeader(columns, line_sep, has_rows=bool(rest.strip()))
 

@@ -5,18 +5,18 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
-from . import datagen
-from .config import Settings
-from .embedded_pg import embedded_url
-from .schema import COLUMNS, KINDS, TABLES
+from pinpipe.common.config import Settings
+from pinpipe.common.schema import COLUMNS, KINDS, TABLES
+from pinpipe.source import datagen
+from pinpipe.source.embedded_pg import embedded_url
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,31 @@ class SourceDatabaseError(RuntimeError):
 
 
 def database_url(settings: Settings) -> str:
-    """DATABASE_URL if set, else the embedded server's URL (starting it if needed)."""
+    """DATABASE_URL if set (a libpq URL, or SQLAlchemy's postgresql+<driver>:// form), else the embedded
+    server's URL (starting it if needed)."""
     if settings.database_url:
-        return settings.database_url
+        return libpq_url(settings.database_url)
     return embedded_url(settings.pgdata_dir, keep_running=settings.keep_database_running)
+
+
+def libpq_url(url: str) -> str:
+    """`url` as libpq takes it: SQLAlchemy's `postgresql+psycopg2://…` (what users of the original project
+    have) becomes `postgresql://…`; anything that is not a PostgreSQL URL is refused in one sentence."""
+    text = url.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep and "=" in text:
+        return text  # a libpq key=value string (host=… dbname=…)
+    base = scheme.split("+", 1)[0].lower()
+    if not sep or base not in ("postgresql", "postgres"):
+        shown = f"{scheme}://…" if sep else "a value without a scheme"
+        raise SourceDatabaseError(f"DATABASE_URL must be a PostgreSQL URL such as postgresql://user:password@host:5432/"
+                                  f"database (or postgresql+psycopg2://…), not {shown}")
+    try:
+        urlsplit(text).port  # noqa: B018  (raises on a port that is not a number)
+    except ValueError as exc:
+        raise SourceDatabaseError(f"DATABASE_URL is not a valid URL ({exc}); expected "
+                                  "postgresql://user:password@host:5432/database") from None
+    return f"postgresql://{rest}"
 
 
 def describe_url(url: str) -> str:
@@ -46,6 +67,9 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
     """Open a connection, turning a refusal into one sentence that says what to check."""
     try:
         return psycopg.connect(url, connect_timeout=10, autocommit=True, **kwargs)
+    except psycopg.ProgrammingError as exc:  # a URL libpq cannot parse
+        raise SourceDatabaseError(f"DATABASE_URL cannot be used ({str(exc).strip().splitlines()[0]}); expected "
+                                  "postgresql://user:password@host:5432/database") from None
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise SourceDatabaseError(

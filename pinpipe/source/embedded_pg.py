@@ -49,12 +49,12 @@ def is_running(pgdata: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pinpipe.embedded_pg status|stop`: for scripts that must leave running what was running."""
+    """`python -m pinpipe.source.embedded_pg status|stop`: for scripts that must leave running what was running."""
     import argparse
 
-    from .config import get_settings
+    from pinpipe.common.config import get_settings
 
-    parser = argparse.ArgumentParser(prog="python -m pinpipe.embedded_pg", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pinpipe.source.embedded_pg", description=main.__doc__)
     parser.add_argument("command", choices=("status", "stop"))
     args = parser.parse_args(argv)
     pgdata = get_settings().pgdata_dir

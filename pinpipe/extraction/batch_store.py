@@ -17,13 +17,15 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from .alignment import Triplet
-from .schema import CSV_FILES, FIELDS, KINDS
+from pinpipe.common import csv_format
+from pinpipe.common.schema import CSV_FILES, FIELDS, KINDS
+from pinpipe.extraction.alignment import Triplet
 
 BATCHES = "batches"
 MANIFEST = "manifest.json"
@@ -84,7 +86,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Manifest":
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
         known = {"batch_id", "created", "rows", "duplicates", "rejected", "pending", "offsets", "cursors",
                  "carried", "group_id"}
         return cls(**{k: data.get(k, {} if k in ("offsets", "cursors", "carried") else 0) for k in known
@@ -116,7 +118,7 @@ def write_csv(path: Path, kind: str, triplets: Iterable[Triplet]) -> None:
     """RFC 4180: CRLF rows, fields quoted when they hold a comma, quote or line break, quotes doubled."""
     columns = FIELDS[kind]
     with open(path, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL, doublequote=True)
+        writer = csv.writer(handle, **csv_format.WRITER)
         writer.writerow(columns)
         writer.writerows([_csv_cell(t[kind].value[name]) for name in columns] for t in triplets)
         handle.flush()
@@ -269,5 +271,6 @@ def verify(batch_dir: Path) -> list[str]:
             if first <= last:
                 problems.append(f"{topic}[{partition}]: {before} and {after} overlap at offset {first}")
             elif first != last + 1:
-                problems.append(f"{topic}[{partition}]: offsets {last + 1}..{first - 1} between {before} and {after} are in no batch")
+                problems.append(f"{topic}[{partition}]: offsets {last + 1}..{first - 1} between {before} and {after} "
+                                "are in no batch")
     return problems

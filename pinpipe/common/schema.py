@@ -46,3 +46,21 @@ FIELDS: dict[str, tuple[str, ...]] = {kind: tuple(name for name, _ in cols) for 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 CSV_FILES = {"pin": "pin_data.csv", "geo": "geo_data.csv", "user": "user_data.csv"}
+
+# Values the source writes where it has none (the real dataset's placeholders): the generator writes them,
+# the Spark cleaning turns them into null.
+USER_INFO_ERROR = "User Info Error"
+NO_TITLE = "No Title Data Available"
+UNTITLED = "Untitled"
+NO_DESCRIPTION_STORY = "No description available Story format"
+NO_DESCRIPTION = "No description available"
+NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
+IMAGE_SRC_ERROR = "Image src error."
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "title": (NO_TITLE, UNTITLED),
+    "description": (NO_DESCRIPTION_STORY, NO_DESCRIPTION, UNTITLED),
+    "poster_name": (USER_INFO_ERROR,),
+    "follower_count": (USER_INFO_ERROR,),
+    "tag_list": (NO_TAGS,),
+    "image_src": (IMAGE_SRC_ERROR,),
+}

@@ -62,7 +62,8 @@ def resolve(location: str, databricks: bool) -> Location:
     """
     text = str(location).strip()
     if not text:
-        raise LocationError("empty location: give a directory such as batch_data or /Volumes/<catalog>/<schema>/<volume>")
+        raise LocationError(
+            "empty location: give a directory such as batch_data or /Volumes/<catalog>/<schema>/<volume>")
     kind = scheme(text)
     if kind == "dbfs":
         path = "/" + text[len("dbfs:"):].lstrip("/")

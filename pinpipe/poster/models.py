@@ -81,9 +81,10 @@ class Event(BaseModel):
     user: UserValue
 
     @model_validator(mode="after")
-    def same_idx(self) -> "Event":
+    def same_idx(self) -> Event:
         if not self.pin.idx == self.geo.idx == self.user.idx:
-            raise ValueError(f"pin, geo and user must share one idx (got {self.pin.idx}, {self.geo.idx}, {self.user.idx})")
+            raise ValueError(f"pin, geo and user must share one idx "
+                             f"(got {self.pin.idx}, {self.geo.idx}, {self.user.idx})")
         return self
 
 

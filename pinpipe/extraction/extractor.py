@@ -23,11 +23,11 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from . import batch_store, membership
-from .alignment import Aligner, Record
-from .batch_store import Manifest, PartitionResume, Reject
-from .config import Settings
-from .records import PoisonRecord, decode_value
+from pinpipe.common.config import Settings
+from pinpipe.common.records import PoisonRecord, decode_value
+from pinpipe.extraction import batch_store, membership
+from pinpipe.extraction.alignment import Aligner, Record
+from pinpipe.extraction.batch_store import Manifest, PartitionResume, Reject
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Extractor:
         self.batch_dir = Path(batch_dir or settings.batch_dir)
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.stop_event = stop_event or threading.Event()
-        self.kind_by_topic = {topic: kind for kind, topic in settings.topics.items()}
+        self.kind_by_topic = settings.kind_by_topic
         self.aligner = Aligner()
         self.partitions: dict[TopicPartition, _PartitionState] = {}
         self.rejects: list[Reject] = []

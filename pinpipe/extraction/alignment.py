@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import KINDS
+from pinpipe.common.schema import KINDS
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from . import csv_header, csv_parts, locations
-from .schema import CSV_FILES, FIELDS
+from pinpipe.common import csv_format
+from pinpipe.common.schema import CSV_FILES, FIELDS
+from pinpipe.spark import csv_header, csv_parts, locations
 
 # Raw frames are all text: the cleaning step owns every conversion (try_cast), so dirt never fails a read.
 RAW_SCHEMAS = {kind: T.StructType([T.StructField(name, T.StringType(), True) for name in names])
@@ -28,8 +29,8 @@ RAW_SCHEMAS = {kind: T.StructType([T.StructField(name, T.StringType(), True) for
 # RFC 4180: fields may span lines, quotes are doubled. The line separator is the file's own (CRLF as the
 # extractor writes, or LF), set per file from its header row: Spark's default turns a CRLF inside a quoted
 # field into a bare LF, and a CRLF separator on an LF file reads the whole file as one row.
-CSV_OPTIONS = {"header": "true", "multiLine": "true", "quote": '"', "escape": '"', "encoding": "UTF-8",
-               "mode": "PERMISSIVE", "ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false"}
+CSV_OPTIONS = {**csv_format.SPARK, "multiLine": "true", "mode": "PERMISSIVE", "ignoreLeadingWhiteSpace": "false",
+               "ignoreTrailingWhiteSpace": "false"}
 
 
 def on_databricks() -> bool:
@@ -205,7 +206,7 @@ def write_result_csv(result: Collected, path: str) -> int:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL, doublequote=True)
+        writer = csv.writer(handle, **csv_format.WRITER)
         writer.writerow(result.columns)
         writer.writerows(["" if v is None else v for v in row] for row in result.rows)
     os.replace(tmp, path)
@@ -264,7 +265,7 @@ def write_results(results: dict[str, Collected], output_dir: str, input_rows: di
         raise locations.LocationError(f"{output_dir}: only Spark can write there; pass the session (spark=...)")
     for name, result in results.items():
         (spark.createDataFrame(result.rows, result.schema).coalesce(1).write.mode("overwrite")
-         .options(header="true", quote='"', escape='"', lineSep="\r\n", emptyValue="")
+         .options(**csv_format.SPARK, lineSep=csv_format.WRITER["lineterminator"], emptyValue="")
          .csv(target.child(f"{name}.csv").spark))
     spark.createDataFrame([(summary,)], "value string").coalesce(1).write.mode("overwrite").text(
         target.child("summary.json").spark)

@@ -7,9 +7,19 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterator
+
+from pinpipe.common.schema import (
+    IMAGE_SRC_ERROR,
+    NO_DESCRIPTION,
+    NO_DESCRIPTION_STORY,
+    NO_TAGS,
+    NO_TITLE,
+    UNTITLED,
+    USER_INFO_ERROR,
+)
 
 DEFAULT_ROWS = 11_154
 
@@ -19,12 +29,6 @@ CATEGORIES = (
 )
 
 # Placeholders the real data uses for missing values; the Spark cleaning nulls exactly these.
-USER_INFO_ERROR = "User Info Error"
-NO_TITLE = "No Title Data Available"
-NO_DESCRIPTION_STORY = "No description available Story format"
-NO_DESCRIPTION = "No description available"
-NO_TAGS = "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"
-IMAGE_SRC_ERROR = "Image src error."
 STORY_FORMAT = "multi-video(story page format)"
 ELLIPSIS_NBSP = "\u2026\u00a0"
 
@@ -188,7 +192,7 @@ def _sentence(rng: random.Random, words: tuple[str, ...], n: int) -> str:
 def _title(rng: random.Random, words: tuple[str, ...]) -> str:
     roll = rng.random()
     if roll < UNTITLED_RATE:
-        return "Untitled"
+        return UNTITLED
     if roll < UNTITLED_RATE + EMPTY_TEXT_RATE:
         return ""
     return _sentence(rng, words, rng.randint(3, 8)).title()
@@ -197,7 +201,7 @@ def _title(rng: random.Random, words: tuple[str, ...]) -> str:
 def _description(rng: random.Random, words: tuple[str, ...]) -> str:
     roll = rng.random()
     if roll < UNTITLED_RATE:
-        return "Untitled"
+        return UNTITLED
     if roll < UNTITLED_RATE + EMPTY_TEXT_RATE:
         return ""
     parts = [_sentence(rng, words, rng.randint(4, 10)).capitalize()]

@@ -18,7 +18,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from .config import Settings
+from pinpipe.common.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import aiohttp
 import psycopg
 from psycopg import sql
 
-from .records import encode_value_field
-from .schema import FIELDS, KINDS, TABLES
+from pinpipe.common.records import encode_value_field
+from pinpipe.common.schema import FIELDS, KINDS, TABLES
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ def triplet_query() -> sql.Composed:
 
 def keys_query() -> sql.Composed:
     """The idx present in all three tables: the emulator draws uniformly from these."""
-    return sql.SQL("SELECT p.idx FROM {} p JOIN {} g ON g.idx = p.idx JOIN {} u ON u.idx = p.idx ORDER BY p.idx").format(
+    return sql.SQL(
+        "SELECT p.idx FROM {} p JOIN {} g ON g.idx = p.idx JOIN {} u ON u.idx = p.idx ORDER BY p.idx").format(
         *(sql.Identifier(TABLES[k]) for k in KINDS))
 
 
@@ -182,7 +183,7 @@ class Emulator:
 
 def run_emulator_process(config: EmulatorConfig, status: EmulatorStatus, stop_flag) -> None:
     """Entry point of the emulator's own process (so it does not compete with the API for one core)."""
-    from .logs import setup_logging
+    from pinpipe.common.logs import setup_logging
 
     setup_logging()
 
@@ -211,7 +212,7 @@ def run_emulator_process(config: EmulatorConfig, status: EmulatorStatus, stop_fl
         except Exception as exc:
             status.set_state("failed")
             log.error("emulator failed: %s", exc)
-            raise SystemExit(1)
+            raise SystemExit(1) from exc
         finally:
             watcher.cancel()
 

@@ -2,8 +2,8 @@
 whole numbers, the category named on each bar; a chart without data is left out with a note."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pandas as pd
 

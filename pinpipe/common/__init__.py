@@ -1,0 +1,1 @@
+"""What every stage shares: settings, the source schema, Kafka record format, logging."""

@@ -1,0 +1,26 @@
+"""Creating the pipeline's three topics from Python (tests, benchmarks, a broker you run yourself):
+co-partitioned (one partition count), replicated min(brokers, 3) ways with min.insync.replicas 2 at three."""
+from __future__ import annotations
+
+import uuid
+
+from pinpipe.common.schema import KINDS
+
+
+def create_topics(bootstrap: str, names: dict[str, str], partitions: int = 3, replicas: int = 1) -> dict[str, str]:
+    """Create `names` (kind -> topic) with equal partition counts; returns them."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    configs = {"min.insync.replicas": "2"} if replicas >= 3 else {}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, replicas, topic_configs=configs) for name in names.values()])
+    finally:
+        admin.close()
+    return names
+
+
+def fresh_topics(bootstrap: str, prefix: str, partitions: int = 3, replicas: int = 1) -> dict[str, str]:
+    """Three new topics named `<prefix>_<random>.<kind>`, so a run starts from empty logs."""
+    suffix = uuid.uuid4().hex[:8]
+    return create_topics(bootstrap, {kind: f"{prefix}_{suffix}.{kind}" for kind in KINDS}, partitions, replicas)

@@ -1,0 +1,1 @@
+"""The extraction stage: consume the three topics, align by idx, write batches exactly once."""

@@ -1,0 +1,1 @@
+"""The source stage: generated data, the PostgreSQL tables, the embedded server, the posting emulator."""

@@ -1,0 +1,1 @@
+"""The Spark stage: read the batches, clean them, answer the analytics questions, chart them."""
