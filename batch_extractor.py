@@ -13,7 +13,8 @@ from kafka.errors import KafkaError
 from pinpipe.common.config import get_settings
 from pinpipe.common.logs import setup_logging
 from pinpipe.extraction import batch_store
-from pinpipe.extraction.extractor import Extractor, GroupJoinTimeout, install_stop_signals
+from pinpipe.extraction.extractor import Extractor, ExtractResult, install_stop_signals
+from pinpipe.extraction.group import GroupJoinTimeout
 
 log = logging.getLogger("batch_extractor")
 
@@ -67,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     install_stop_signals(stop)
+    bar = progress_bar(args.count) if not args.no_progress and sys.stderr.isatty() else None
     extractor = Extractor(settings, count=args.count, batches=args.batches, timeout_s=args.timeout,
-                          allow_partial=args.allow_partial, group_id=args.group_id,
-                          progress=False if args.no_progress else None, stop_event=stop,
-                          instance_id=args.instance_id)
+                          allow_partial=args.allow_partial, group_id=args.group_id, stop_event=stop,
+                          instance_id=args.instance_id, progress=bar)
     try:
         result = extractor.run()
     except GroupJoinTimeout as exc:
@@ -86,14 +87,47 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("extractor failed", exc_info=True)
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if bar is not None:
+            bar.close()
     rate = result.records / result.seconds if result.seconds else 0.0
     print(f"batches written: {len(result.batches)} -> {settings.batch_dir}")
     print(f"triplets written: {result.rows}  duplicates: {sum(m.duplicates for m in result.batches)}  "
           f"pending: {result.pending}  rejected: {sum(m.rejected for m in result.batches)}  "
           f"records read: {result.records} ({rate:,.0f}/s)")
-    if result.message:
-        print(result.message, file=sys.stderr)
+    if message := stop_message(result, args):
+        print(message, file=sys.stderr)
     return result.exit_code
+
+
+def stop_message(result: ExtractResult, args: argparse.Namespace) -> str:
+    """Why it stopped, when that is not 'done', in the words of this command's options."""
+    if result.stop == "interrupted":
+        return (f"interrupted: {result.complete_unwritten} complete triplets were not written; their offsets are "
+                "not committed, so the next run re-reads them")
+    if result.stop == "not_enough":
+        return (f"no new records for {args.timeout:g} s: only {result.complete_unwritten} of {args.count} triplets "
+                "are complete, so no batch was written (offsets not committed; use --allow-partial to write what "
+                "there is)")
+    if result.stop == "idle":
+        return f"no new records for {args.timeout:g} s; nothing more to write"
+    return ""
+
+
+class progress_bar:  # noqa: N801  (used as a function: a callable bar)
+    """A tqdm bar of complete triplets in the batch being collected; Extractor's `progress` callback."""
+
+    def __init__(self, count: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=count, unit="triplet", desc="collecting", leave=False)
+
+    def __call__(self, complete: int, count: int) -> None:
+        self.bar.n = complete
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def measure(brokers: int, port: int, triplets: int, batch: int) -> tuple[float, 
                                         geo_topic=topics["geo"], user_topic=topics["user"], batch_dir=out)
                 # Batches of `batch` distinct idx: the emulator re-draws idx, so stop well before the data ends.
                 result = Extractor(settings, count=batch, batches=max(1, int(triplets * 0.6) // batch), timeout_s=10,
-                                   progress=False, group_id=f"bench-{suffix}").run()
+                                   group_id=f"bench-{suffix}").run()
             return emulator_rate, result.records / result.seconds, result.records
         finally:
             subprocess.run([str(PROJECT_ROOT / "stop_kafka.sh")], env=env, capture_output=True)

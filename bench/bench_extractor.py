@@ -48,7 +48,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         s = get_settings(pin_topic=topics["pin"], geo_topic=topics["geo"], user_topic=topics["user"], batch_dir=tmp)
-        result = Extractor(s, count=args.batch, batches=args.triplets // args.batch, timeout_s=10, progress=False,
+        result = Extractor(s, count=args.batch, batches=args.triplets // args.batch, timeout_s=10,
                            group_id=f"ext-{suffix}").run()
     ours = result.records / result.seconds
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}")

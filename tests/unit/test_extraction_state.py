@@ -1,10 +1,12 @@
-"""What a closing batch lists as carried (pure logic: partition state and pending records, no broker)."""
+"""The extractor's ledger (pure bookkeeping, no broker): resuming from a manifest, what is taken, what a closing
+batch lists as carried and commits."""
 from __future__ import annotations
 
 from kafka.structs import TopicPartition
 
 from pinpipe.extraction.alignment import Record
-from pinpipe.extraction.extractor import _PartitionState, carried_offsets
+from pinpipe.extraction.batch_store import PartitionResume
+from pinpipe.extraction.ledger import Ledger, PartitionLedger, carried_offsets
 
 
 def pending(topic: str, partition: int, offset: int) -> Record:
@@ -12,7 +14,7 @@ def pending(topic: str, partition: int, offset: int) -> Record:
 
 
 def test_pending_records_are_carried_in_order():
-    partitions = {TopicPartition("t.pin", 0): _PartitionState(cursor=10, seen=12)}
+    partitions = {TopicPartition("t.pin", 0): PartitionLedger(cursor=10, seen=12)}
     assert carried_offsets(partitions, [pending("t.pin", 0, 12), pending("t.pin", 0, 3)]) == {"t.pin": {"0": [3, 12]}}
 
 
@@ -20,7 +22,7 @@ def test_carried_records_not_read_back_yet_stay_carried():
     """A restarted extractor replays the carried records of the last batch; if its next batch fills up
     before the replay of a partition reaches them, they must be carried again, not forgotten."""
     tp = TopicPartition("t.pin", 1)
-    state = _PartitionState(cursor=964, skip_below=964, carried=frozenset({87, 938, 947, 963}), seen=940)
+    state = PartitionLedger(cursor=964, skip_below=964, carried=frozenset({87, 938, 947, 963}), seen=940)
     # 87 and 938 were read back and are pending again; 947 and 963 lie beyond what was read so far.
     assert carried_offsets({tp: state}, [pending("t.pin", 1, 87), pending("t.pin", 1, 938)]) == {
         "t.pin": {"1": [87, 938, 947, 963]}}
@@ -28,7 +30,35 @@ def test_carried_records_not_read_back_yet_stay_carried():
 
 def test_carried_records_read_back_and_completed_are_not_carried():
     tp = TopicPartition("t.geo", 2)
-    state = _PartitionState(cursor=50, skip_below=50, carried=frozenset({40, 45}), seen=49)
+    state = PartitionLedger(cursor=50, skip_below=50, carried=frozenset({40, 45}), seen=49)
     assert carried_offsets({tp: state}, [pending("t.geo", 2, 45)]) == {"t.geo": {"2": [45]}}  # 40 was written
-    untouched = _PartitionState(cursor=50, skip_below=50, carried=frozenset({40, 45}))  # nothing read yet
+    untouched = PartitionLedger(cursor=50, skip_below=50, carried=frozenset({40, 45}))  # nothing read yet
     assert carried_offsets({tp: untouched}, []) == {"t.geo": {"2": [40, 45]}}
+
+
+def test_a_partition_resumes_from_its_manifest_reading_carried_records_again_and_skipping_the_rest():
+    ledger, tp = Ledger(), TopicPartition("t.pin", 0)
+    point = PartitionResume(batch_id="b1", cursor=100, carried=frozenset({90, 95}))
+    assert ledger.resume(tp, point, start=0) == 90  # read from the oldest carried record
+    assert [offset for offset in range(90, 103) if ledger.take(tp, offset)] == [90, 95, 100, 101, 102]
+    closing = ledger.closing([pending("t.pin", 0, 101)])
+    assert closing.offsets == {"t.pin": {"0": [100, 102]}}  # what this batch accounts for
+    assert closing.cursors == {"t.pin": {"0": 103}}
+    assert closing.carried == {"t.pin": {"0": [101]}}
+    assert closing.commits == {tp: 101}  # the oldest record still pending
+    ledger.closed()
+    assert ledger.partitions[tp].cursor == 103 and ledger.partitions[tp].last is None
+
+
+def test_a_partition_without_a_manifest_starts_where_the_group_left_it_and_commits_past_its_batch():
+    ledger, tp = Ledger(), TopicPartition("t.geo", 1)
+    assert ledger.resume(tp, None, start=7) == 7
+    assert all(ledger.take(tp, offset) for offset in (7, 8, 9))
+    closing = ledger.closing([])
+    assert closing.offsets == {"t.geo": {"1": [7, 9]}} and closing.carried == {} and closing.commits == {tp: 10}
+    quiet = TopicPartition("t.geo", 2)
+    ledger.resume(quiet, None, start=4)  # nothing read: the batch accounts for nothing there
+    closing = ledger.closing([])
+    assert "2" not in closing.offsets["t.geo"] and closing.cursors["t.geo"]["2"] == 4 and closing.commits[quiet] == 4
+    ledger.forget()
+    assert not ledger.owns(tp)

@@ -7,7 +7,7 @@ import sys
 import time
 
 from pinpipe.extraction import membership
-from pinpipe.extraction.extractor import GroupJoinTimeout
+from pinpipe.extraction.group import GroupJoinTimeout
 
 
 def test_concurrent_extractors_get_different_slots_and_a_released_slot_is_reused(tmp_path):

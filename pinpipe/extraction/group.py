@@ -1,0 +1,141 @@
+"""The extractor's place in its consumer group: the consumer itself (static membership, read_committed, range
+assignment), positioning each assigned partition from the manifests through the ledger, and revocations."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from pinpipe.common.config import Settings
+from pinpipe.extraction import batch_store
+from pinpipe.extraction.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+# How long the group keeps a member that stopped heartbeating (a killed extractor that does not come back).
+# A restart with the same instance id does not wait for it: static membership hands the partitions over at once.
+SESSION_TIMEOUT_MS = 10_000
+
+
+class GroupJoinTimeout(KafkaTimeoutError):
+    """The broker answers but the consumer group assigned no partitions in time."""
+
+    def __init__(self, group_id: str, instance_id: str, waited_s: float, broker_reachable: bool, bootstrap: str):
+        self.broker_reachable = broker_reachable
+        if broker_reachable:
+            text = (f"the broker at {bootstrap} answers, but consumer group '{group_id}' assigned this extractor "
+                    f"(instance {instance_id}) no partitions within {waited_s:g} s: the group is waiting for its "
+                    f"other members to rejoin or to time out ({SESSION_TIMEOUT_MS // 1000} s for a dead one). "
+                    f"See who is in it with kafka-consumer-groups.sh --bootstrap-server {bootstrap} --describe "
+                    f"--group {group_id} --members; start again in a moment, stop extractors of this group that "
+                    "hold partitions without working, or use another --group-id")
+        else:
+            text = (f"cannot reach Kafka at {bootstrap}: no partitions assigned within {waited_s:g} s; is the broker "
+                    "running (./start_kafka.sh) and KAFKA_BOOTSTRAP_SERVERS right?")
+        self.text = text  # the sentence for the person at the terminal (str() adds the class name)
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class Polled:
+    records: dict[TopicPartition, list]
+    revoked: bool  # partitions were revoked since the last poll
+    positioned: bool  # newly assigned partitions were positioned
+
+
+class GroupMember(ConsumerRebalanceListener):
+    """One member of the extractor group: `poll()` hands out records only of partitions the ledger has
+    positioned, and says when partitions were revoked."""
+
+    def __init__(self, settings: Settings, group_id: str, instance_id: str, batch_dir: Path, ledger: Ledger):
+        self.settings, self.group_id, self.instance_id = settings, group_id, instance_id
+        self.batch_dir, self.ledger = batch_dir, ledger
+        self.joining = True  # until the group assigns partitions (again, after a revocation)
+        self._to_position: set[TopicPartition] = set()
+        self._revoked = threading.Event()
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=group_id,
+            # Static membership: a restarted extractor with the same instance id takes its partitions
+            # back at once instead of waiting for the dead member's session to time out.
+            group_instance_id=instance_id,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
+            client_id=f"batch-extractor-{group_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            # Range assignment gives one consumer the same partition numbers of all three topics,
+            # so every idx (keyed, hence co-partitioned) is aligned by a single process.
+            partition_assignment_strategy=[RangePartitionAssignor],
+            max_poll_records=5000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self.consumer.subscribe(list(settings.kind_by_topic), listener=self)
+
+    # The listener runs on the client's IO thread, concurrently with the loop, and must not block: it only
+    # notes what happened; poll() acts on it from the loop's thread.
+    def on_partitions_revoked(self, revoked) -> None:
+        self._revoked.set()
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self._to_position = set(assigned)
+        if assigned:
+            self.consumer.pause(*assigned)  # no record is used before the partition is positioned
+
+    def revoking(self) -> bool:
+        """A rebalance began: records in hand may belong to another member now."""
+        return self._revoked.is_set()
+
+    def poll(self) -> Polled:
+        """Records of positioned partitions. After a revocation the ledger is empty: what was not written is
+        dropped, and re-read by whoever owns those partitions next."""
+        polled = self.consumer.poll(timeout_ms=200, max_records=5000)
+        revoked = self._revoked.is_set()
+        if revoked:
+            self._revoked.clear()
+            self.ledger.forget()
+            self.joining = True
+        if self._to_position:
+            self._position()
+            return Polled({}, revoked, True)  # anything polled before positioning is fetched again after the seek
+        return Polled(polled, revoked, False)
+
+    def _position(self) -> None:
+        assigned, self._to_position = self._to_position, set()
+        self.joining = False
+        resume = batch_store.resume_points(batch_store.read_manifests(self.batch_dir))
+        fresh = [tp for tp in assigned if (tp.topic, tp.partition) not in resume]
+        beginnings = self.consumer.beginning_offsets(fresh) if fresh else {}
+        for tp in assigned:
+            point = resume.get((tp.topic, tp.partition))
+            committed = self.consumer.committed(tp)
+            if point is not None and committed is not None and committed != point.commit_offset:
+                log.warning("%s[%d]: committed offset %s disagrees with batch %s (resume at %d); following the "
+                            "batch, which was written durably", tp.topic, tp.partition, committed, point.batch_id,
+                            point.commit_offset)
+            start = committed if committed is not None else beginnings.get(tp, 0)
+            self.consumer.seek(tp, self.ledger.resume(tp, point, start))
+        self.consumer.resume(*assigned)
+        log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "nothing")
+
+    def commit(self, commits: dict, batch_id: str) -> None:
+        """Commit after a batch is on disk; a failure is repaired from the manifest on the next start."""
+        try:
+            self.consumer.commit({TopicPartition(*tp): OffsetAndMetadata(offset, batch_id, -1)
+                                  for tp, offset in commits.items()})
+        except KafkaError as exc:
+            log.warning("batch %s written but the offset commit failed (%s); the next start repairs it", batch_id, exc)
+
+    def join_timeout(self, waited_s: float) -> GroupJoinTimeout:
+        return GroupJoinTimeout(self.group_id, self.instance_id, waited_s, self.consumer.bootstrap_connected(),
+                                self.settings.kafka_bootstrap_servers)
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
