@@ -33,7 +33,16 @@ STORY_FORMAT = "multi-video(story page format)"
 ELLIPSIS_NBSP = "\u2026\u00a0"
 
 # Target rates (fractions of rows).
-FOLLOWER_K, FOLLOWER_M, FOLLOWER_ERROR = 0.738, 0.075, 0.007  # the rest (18 %) are plain digits
+FOLLOWER_ERROR = 0.007  # "User Info Error" instead of a count
+# Follower counts per row in a public sample of 2,004 real rows, as (quantile, count): plain digits below 1k
+# (18 %), "<n>k" up to 999k, "<n>M" from 1M (7.5 %); median 30,000, heavy-tailed. Between the points the
+# count is interpolated in log space.
+FOLLOWER_QUANTILES = ((0.0, 1.0), (0.18, 1_000.0), (0.25, 4_000.0), (0.50, 30_000.0), (0.75, 211_000.0),
+                      (0.90, 942_000.0), (0.925, 1_000_000.0), (1.0, 15_999_999.0))
+# Posters with more followers post more: a poster in the lowest 18 % of sizes has one row, the top 20 % three,
+# the rest two (about one poster per two rows). So the median per distinct poster (~14,000 in the sample) is
+# below the median per row.
+RUN_SPLITS = (0.18, 0.80)
 VIDEO, STORY = 0.03, 0.07  # the rest are images
 NO_DESCRIPTION_RATE = 0.015
 NO_TAGS_RATE = 0.014
@@ -138,15 +147,39 @@ def _random_seconds(rng: random.Random, start: datetime, end: datetime) -> datet
     return start + timedelta(seconds=rng.randrange(int((end - start).total_seconds()) + 1))
 
 
-def _follower_count(rng: random.Random) -> str:
-    roll = rng.random()
-    if roll < FOLLOWER_K:
-        return f"{rng.randint(1, 999)}k"
-    if roll < FOLLOWER_K + FOLLOWER_M:
-        return f"{rng.randint(1, 15)}M"
-    if roll < FOLLOWER_K + FOLLOWER_M + FOLLOWER_ERROR:
-        return USER_INFO_ERROR
-    return str(rng.randint(0, 999))
+def _rows_of(size: float) -> int:
+    """How many rows a poster of size quantile `size` (0..1) has."""
+    low, high = RUN_SPLITS
+    return 1 + (size >= low) + (size >= high)
+
+
+def _row_quantile(size: float) -> float:
+    """The share of rows whose poster is smaller than one of size quantile `size`: posters with more rows
+    weigh more, so that counts drawn at this quantile have FOLLOWER_QUANTILES per row."""
+    low, high = RUN_SPLITS
+    mean = low + 2 * (high - low) + 3 * (1 - high)
+    return (min(size, low) + 2 * min(max(size - low, 0.0), high - low) + 3 * max(size - high, 0.0)) / mean
+
+
+def follower_text(quantile: float) -> str:
+    """The count at `quantile` of FOLLOWER_QUANTILES, written as the source writes it: 850, 13k, 2M."""
+    for (q0, v0), (q1, v1) in zip(FOLLOWER_QUANTILES, FOLLOWER_QUANTILES[1:]):
+        if quantile <= q1:
+            value = v0 * (v1 / v0) ** ((quantile - q0) / (q1 - q0))
+            break
+    if value < 1_000:
+        return str(int(value))
+    if value < 1_000_000:
+        return f"{min(int(value // 1_000), 999)}k"
+    return f"{int(value // 1_000_000)}M"
+
+
+def _follower_count(rng: random.Random) -> tuple[str, int]:
+    """(the follower count text, the number of rows) of a new poster."""
+    if rng.random() < FOLLOWER_ERROR:
+        return USER_INFO_ERROR, rng.choice((1, 2, 3))
+    size = rng.random()
+    return follower_text(_row_quantile(size)), _rows_of(size)
 
 
 def _poster_name(rng: random.Random, first: str, last: str) -> str:
@@ -162,11 +195,12 @@ def _poster_name(rng: random.Random, first: str, last: str) -> str:
     return name + " " if rng.random() < 0.1 else name
 
 
-def make_poster(rng: random.Random) -> Poster:
-    """One poster with a consistent identity and location."""
+def make_poster(rng: random.Random, taken: set[str]) -> tuple[Poster, int]:
+    """One poster with a consistent identity and location, and its number of rows. Its name is not in
+    `taken` (the names given so far, which it joins): one poster name is one person."""
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-    follower_count = _follower_count(rng)
-    name = USER_INFO_ERROR if follower_count == USER_INFO_ERROR else _poster_name(rng, first, last)
+    follower_count, rows = _follower_count(rng)
+    name = USER_INFO_ERROR if follower_count == USER_INFO_ERROR else _unique_name(rng, first, last, taken)
     age = rng.randint(20, 24) if rng.random() < YOUNG_RATE else rng.randint(25, 60)
     if rng.random() < SOUTH_POLE_RATE:
         latitude = rng.uniform(-90.0, -80.0)
@@ -182,7 +216,17 @@ def make_poster(rng: random.Random) -> Poster:
         latitude=round(latitude, 6),
         longitude=round(rng.uniform(-180.0, 180.0), 6),
         country=rng.choice(COUNTRIES),
-    )
+    ), rows
+
+
+def _unique_name(rng: random.Random, first: str, last: str, taken: set[str]) -> str:
+    name = _poster_name(rng, first, last)
+    for attempt in range(2, 10_000):
+        if name.strip() not in taken:
+            break
+        name = _poster_name(rng, first, last) if attempt < 6 else f"{name.strip()} {attempt}"
+    taken.add(name.strip())
+    return name
 
 
 def _sentence(rng: random.Random, words: tuple[str, ...], n: int) -> str:
@@ -226,11 +270,10 @@ def iter_rows(rows: int = DEFAULT_ROWS, seed: int = 0) -> Iterator[tuple[tuple, 
     if rows < 1:
         raise ValueError("rows must be a positive integer")
     rng = random.Random(seed)
-    idx = 0
+    idx, names = 0, set()
     while idx < rows:
-        poster = make_poster(rng)
-        # Runs of 1-3 rows: on average one poster per two rows.
-        for _ in range(min(rng.choice((1, 2, 3)), rows - idx)):
+        poster, run = make_poster(rng, names)
+        for _ in range(min(run, rows - idx)):
             yield _pin_row(rng, idx, rows, poster), _geo_row(rng, idx, poster), _user_row(idx, poster)
             idx += 1
 

@@ -135,3 +135,25 @@ def test_a_sqlalchemy_database_url_works_and_a_bad_one_is_one_line(tcp_server):
         assert refused.returncode == 1
         assert refused.stderr.startswith("error: DATABASE_URL") and "Traceback" not in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_seeded_database_has_one_person_per_poster_name_and_real_follower_sizes(tcp_server):
+    """Seeded with the real dataset's size; properties read back with SQL, checked against the real sample."""
+    from tests.unit.test_datagen import REAL_POSTER_MEDIAN, REAL_ROW_QUANTILES, follower_value, quantile
+
+    result = poster("seed-db", "--rows", "11154", "--random-seed", "5", "--reset", env={"DATABASE_URL": tcp_server})
+    assert result.returncode == 0, result.stderr
+    with psycopg.connect(tcp_server) as conn:
+        shared = conn.execute(
+            'SELECT trim(p.poster_name), count(DISTINCT (p.follower_count, u.first_name, u.last_name, u.age, '
+            'u.date_joined, g.country, g.latitude, g.longitude)) FROM pinterest_data p '
+            'JOIN user_data u USING (idx) JOIN geolocation_data g USING (idx) '
+            "WHERE p.poster_name <> 'User Info Error' GROUP BY 1 HAVING count(DISTINCT (p.follower_count, "
+            "u.first_name, u.last_name, u.age, u.date_joined, g.country, g.latitude, g.longitude)) > 1").fetchall()
+        counts = conn.execute("SELECT trim(poster_name), follower_count FROM pinterest_data").fetchall()
+    assert shared == []
+    values = [v for v in (follower_value(text) for _, text in counts) if v is not None]
+    for q, (low, high) in REAL_ROW_QUANTILES.items():
+        assert low <= quantile(values, q) <= high, (q, quantile(values, q))
+    per_poster = {name: follower_value(text) for name, text in counts if name != "User Info Error"}
+    assert REAL_POSTER_MEDIAN[0] <= quantile(list(per_poster.values()), 0.5) <= REAL_POSTER_MEDIAN[1]

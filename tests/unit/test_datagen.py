@@ -63,6 +63,44 @@ def test_follower_count_forms_at_their_rates(rows):
     assert_rate(share(counts, lambda v: v == "User Info Error"), 0.007)
 
 
+def follower_value(text: str) -> int | None:
+    """Independently of the cleaning code: 13k -> 13000, 2M -> 2000000, 850 -> 850, anything else None."""
+    match = re.fullmatch(r"(\d+)([kM]?)", text)
+    return int(match.group(1)) * {"": 1, "k": 1_000, "M": 1_000_000}[match.group(2)] if match else None
+
+
+def quantile(values: list[int], q: float) -> int:
+    ordered = sorted(values)
+    return ordered[round(q * (len(ordered) - 1))]
+
+
+# The public sample of 2,004 real rows: p25 4,000, median 30,000, p75 211,000, p90 942,000 per row, and a
+# median of 14,000 per distinct poster. A band of about +-35 % around each (k values are whole thousands).
+REAL_ROW_QUANTILES = {0.25: (2_500, 5_500), 0.5: (20_000, 40_000), 0.75: (150_000, 280_000), 0.9: (700_000, 1_300_000)}
+REAL_POSTER_MEDIAN = (9_000, 19_000)
+
+
+def test_follower_counts_have_the_real_sizes_per_row_and_per_poster(rows):
+    pins = rows[0]
+    values = [v for v in (follower_value(r["follower_count"]) for r in pins) if v is not None]
+    for q, (low, high) in REAL_ROW_QUANTILES.items():
+        assert low <= quantile(values, q) <= high, (q, quantile(values, q))
+    per_poster = {r["poster_name"].strip(): follower_value(r["follower_count"]) for r in pins
+                  if r["poster_name"] != "User Info Error"}
+    assert REAL_POSTER_MEDIAN[0] <= quantile(list(per_poster.values()), 0.5) <= REAL_POSTER_MEDIAN[1]
+
+
+def test_one_poster_name_is_one_person(rows):
+    identities = defaultdict(set)
+    for pin, geo, user in zip(*rows):
+        if pin["poster_name"] != "User Info Error":
+            identities[pin["poster_name"].strip()].add(
+                (pin["follower_count"], user["first_name"], user["last_name"], user["age"], user["date_joined"],
+                 geo["latitude"], geo["longitude"], geo["country"]))
+    assert len(identities) > N // 3
+    assert [name for name, people in identities.items() if len(people) > 1] == []
+
+
 def test_user_info_error_rows_have_the_placeholder_title_and_name(rows):
     errors = [r for r in rows[0] if r["follower_count"] == "User Info Error"]
     assert errors
