@@ -14,7 +14,7 @@ from pinpipe.common.config import get_settings
 from pinpipe.common.logs import setup_logging
 from pinpipe.extraction import batch_store
 from pinpipe.extraction.extractor import Extractor, ExtractResult, install_stop_signals
-from pinpipe.extraction.group import GroupJoinTimeout
+from pinpipe.extraction.group import GroupJoinTimeout, UnknownTopics
 
 log = logging.getLogger("batch_extractor")
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                           instance_id=args.instance_id, progress=bar)
     try:
         result = extractor.run()
-    except GroupJoinTimeout as exc:
+    except (GroupJoinTimeout, UnknownTopics) as exc:
         log.debug("extractor failed", exc_info=True)
         print(f"error: {exc.text}", file=sys.stderr)
         return 1

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 source scripts/venv.sh
-source scripts/kafka_common.sh  # running_pid: is our broker up already?
+source scripts/kafka_common.sh  # kafka_running: is our broker (or cluster) up already?
 
 COUNT="${PIPELINE_COUNT:-500}"
 RATE="${PIPELINE_RATE:-0}"
@@ -71,7 +71,7 @@ ensure_venv
 TIMINGS+=("--timing" "setup=$((SECONDS - venv_started))")
 PY=.venv/bin/python
 
-if running_pid >/dev/null; then
+if kafka_running; then
     say "==> kafka: already running; it will be left running"
 else
     stage kafka "$LOG_DIR/kafka.log" ./start_kafka.sh

@@ -199,7 +199,7 @@ prepare_node() {  # checks, directories, configuration and storage of node $1 of
         rm -f "$NODE_PID_FILE"
     fi
     for port in "$NODE_PORT" "$NODE_CONTROLLER_PORT"; do
-        ! port_open "$port" || die "port $port (node $NODE_ID) is already in use by another program; stop it or set KAFKA_PORT / KAFKA_CONTROLLER_PORT"
+        ! port_open "$port" || die "port $port is already in use by another program$( (( $2 > 1 )) && printf ' (node %s)' "$NODE_ID"); stop it or set KAFKA_PORT / KAFKA_CONTROLLER_PORT"
     done
     mkdir -p "$NODE_DIR" "$NODE_DATA_DIR" "$NODE_LOG_DIR" 2>/dev/null || true
     for dir in "$NODE_DIR" "$NODE_DATA_DIR" "$NODE_LOG_DIR"; do

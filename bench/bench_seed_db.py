@@ -26,7 +26,7 @@ def main() -> None:
 
         report = source_db.seed(url, rows=args.rows, random_seed=0, reset=True)
 
-        # Baseline: what the seed's approach (one INSERT per row) costs, on a sample, extrapolated.
+        # Baseline: what the original project's approach (one INSERT per row) costs, on a sample, extrapolated.
         with source_db.connection(url) as conn:
             conn.execute(f'TRUNCATE "{TABLES["user"]}"')
             rows = [t[2] for t in datagen.iter_rows(args.insert_sample, seed=0)]

@@ -74,6 +74,14 @@ running_pid() {
     printf '%s' "$pid"
 }
 
+kafka_running() {  # true when a broker or cluster node started from $KAFKA_STATE_DIR is running
+    local dir
+    while read -r dir; do
+        running_pid "$dir" >/dev/null && return 0
+    done < <(known_node_dirs)
+    return 1
+}
+
 bootstrap_list() {  # host:port of every broker of a cluster of $1
     local node list=()
     for (( node = 1; node <= $1; node++ )); do

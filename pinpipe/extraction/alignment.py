@@ -24,7 +24,8 @@ Triplet = dict[str, Record]  # kind -> record, all with one idx
 
 @dataclass
 class Aligner:
-    """Collects records until `count` idx have all three kinds.
+    """Collects records by idx; an idx is complete once it has all three kinds (the extractor closes a batch
+    when enough are).
 
     Within one batch an idx is written once: any further record for it is a duplicate. A record for a kind
     the idx already has while incomplete is a duplicate too (the first copy is kept). Incomplete idx stay

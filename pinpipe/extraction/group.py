@@ -3,7 +3,9 @@ assignment), positioning each assigned partition from the manifests through the 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,28 @@ log = logging.getLogger(__name__)
 # How long the group keeps a member that stopped heartbeating (a killed extractor that does not come back).
 # A restart with the same instance id does not wait for it: static membership hands the partitions over at once.
 SESSION_TIMEOUT_MS = 10_000
+TOPICS_WAIT_S = 30.0  # longest wait for the broker to know the three topics
+
+
+class UnknownTopics(KafkaError):
+    """The broker answers but does not have the pipeline's topics."""
+
+    def __init__(self, topics: list[str], bootstrap: str):
+        self.text = (f"the broker at {bootstrap} has no topic {', '.join(topics)}; create the three topics with equal "
+                     "partition counts (./start_kafka.sh does), or set PIN_TOPIC, GEO_TOPIC, USER_TOPIC to yours")
+        super().__init__(self.text)
+
+
+def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """Whether any broker of the bootstrap list accepts a TCP connection."""
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host or "localhost", int(port or 9092)), timeout=timeout_s):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 class GroupJoinTimeout(KafkaTimeoutError):
@@ -77,7 +101,22 @@ class GroupMember(ConsumerRebalanceListener):
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
+        try:
+            self._await_topics(list(settings.kind_by_topic))
+        except Exception:
+            self.consumer.close(autocommit=False)
+            raise
         self.consumer.subscribe(list(settings.kind_by_topic), listener=self)
+
+    def _await_topics(self, topics: list[str]) -> None:
+        """Join only once the three topics' partitions are known. A static member that joined before (its
+        group leader assigning from empty metadata) would keep an empty assignment: rejoining with the same
+        instance id and subscription hands back the cached one."""
+        deadline = time.monotonic() + TOPICS_WAIT_S
+        while missing := [t for t in topics if not self.consumer.partitions_for_topic(t)]:
+            if time.monotonic() > deadline:
+                raise UnknownTopics(missing, self.settings.kafka_bootstrap_servers)
+            time.sleep(0.5)
 
     # The listener runs on the client's IO thread, concurrently with the loop, and must not block: it only
     # notes what happened; poll() acts on it from the loop's thread.
@@ -134,8 +173,8 @@ class GroupMember(ConsumerRebalanceListener):
             log.warning("batch %s written but the offset commit failed (%s); the next start repairs it", batch_id, exc)
 
     def join_timeout(self, waited_s: float) -> GroupJoinTimeout:
-        return GroupJoinTimeout(self.group_id, self.instance_id, waited_s, self.consumer.bootstrap_connected(),
-                                self.settings.kafka_bootstrap_servers)
+        bootstrap = self.settings.kafka_bootstrap_servers
+        return GroupJoinTimeout(self.group_id, self.instance_id, waited_s, reachable(bootstrap), bootstrap)
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

@@ -266,7 +266,8 @@ def _tags(rng: random.Random, words: tuple[str, ...]) -> str:
 
 
 def iter_rows(rows: int = DEFAULT_ROWS, seed: int = 0) -> Iterator[tuple[tuple, tuple, tuple]]:
-    """Yield (pin, geo, user) tuples for idx 0..rows-1 in source column order (Python values)."""
+    """Yield (pin, geo, user) tuples for idx 0..rows-1 in source column order (Python values); `seed` is the
+    random seed (the same seed gives the same rows)."""
     if rows < 1:
         raise ValueError("rows must be a positive integer")
     rng = random.Random(seed)

@@ -82,7 +82,7 @@ def test_batches_align_dedupe_carry_late_siblings_and_reject_poison(kafka_bootst
     # The top-level files are the newest batch.
     assert (tmp_path / "pin_data.csv").read_bytes() == (batch_store.batch_paths(tmp_path)[-1] / "pin_data.csv").read_bytes()
 
-    drained = run_extractor(settings, count=10, batches=1, timeout_s=2)
+    drained = run_extractor(settings, count=10, batches=1, timeout_s=5)
     assert drained.exit_code == EXIT_NOT_ENOUGH_DATA and drained.rows == 0
 
 
@@ -90,14 +90,14 @@ def test_not_enough_data_exits_2_and_allow_partial_writes_what_there_is(kafka_bo
     rows = triplet_rows(20, seed=1)
     send_all(make_producer(kafka_bootstrap), topics, rows)
     settings = settings_for(kafka_bootstrap, topics, tmp_path)
-    short = run_extractor(settings, count=50, timeout_s=2)
+    short = run_extractor(settings, count=50, timeout_s=5)
     assert short.exit_code == EXIT_NOT_ENOUGH_DATA and short.batches == [] and short.complete_unwritten == 20
-    cli = subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "50", "--timeout", "2",
+    cli = subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "50", "--timeout", "5",
                           "--no-progress", "--group-id", f"g-{topics['pin']}"], capture_output=True, text=True,
                          env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
                               "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path)})
     assert cli.returncode == 2 and "only 20 of 50 triplets are complete" in cli.stderr and "--allow-partial" in cli.stderr
-    partial = run_extractor(settings, count=50, timeout_s=2, allow_partial=True)
+    partial = run_extractor(settings, count=50, timeout_s=5, allow_partial=True)
     assert partial.exit_code == 0 and [m.rows for m in partial.batches] == [20]
 
 
@@ -240,8 +240,10 @@ def test_two_extractors_in_one_group_share_the_work_without_overlap(kafka_bootst
     time.sleep(1.5)  # the second joins while the first is already working: a rebalance mid-stream
     second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     feeder.join()
+    logs = []
     for proc in (first, second):
         _, stderr = proc.communicate(timeout=300)
+        logs.append(stderr)
         assert proc.returncode == 0, stderr
     assert batch_store.verify(tmp_path) == []
     per_batch = written_idx_per_batch(tmp_path)
@@ -249,4 +251,15 @@ def test_two_extractors_in_one_group_share_the_work_without_overlap(kafka_bootst
     assert sorted(written) == list(range(3000))  # every triplet exactly once across both processes
     writers = {json.loads((p / "manifest.json").read_text())["batch_id"].rsplit("-", 1)[1]
                for p in batch_store.batch_paths(tmp_path)}
-    assert len(writers) == 2
+    assert len(writers) == 2, "\n----\n".join(logs)
+
+
+def test_topics_the_broker_does_not_have_are_named_instead_of_waiting_for_partitions(kafka_bootstrap, tmp_path,
+                                                                                      monkeypatch):
+    from pinpipe.extraction import group
+
+    monkeypatch.setattr(group, "TOPICS_WAIT_S", 2.0)
+    settings = settings_for(kafka_bootstrap, {"pin": "nope.pin", "geo": "nope.geo", "user": "nope.user"}, tmp_path)
+    with pytest.raises(group.UnknownTopics) as caught:
+        run_extractor(settings, count=10)
+    assert "has no topic nope.pin, nope.geo, nope.user" in caught.value.text

@@ -50,7 +50,7 @@ async def produce_event(event: Event, services: ServicesDep):
         kind: {"partition": d.partition, "offset": d.offset} for kind, d in zip(KINDS, delivered)}})
 
 
-# The seed's call carries one record. It is parsed by hand (the query string, then the body straight into the
+# The original project's call carries one record. It is parsed by hand (the query string, then the body straight into the
 # topic's model), not through FastAPI's dependency solver: it is the hottest route, and the solver and a dict
 # round trip are most of its cost. The OpenAPI description documents the same contract.
 @router.post("/send_data", response_model=None,
@@ -62,7 +62,7 @@ async def produce_event(event: Event, services: ServicesDep):
                      "type": "object", "description": "A row of the topic's table (pin, geo or user columns)"}}}},
              })
 async def send_data(request: Request):
-    """The seed's single-record call, with the same guarantee: 200 only once the broker has it."""
+    """The original project's single-record call, with the same guarantee: 200 only once the broker has it."""
     services: Services = request.app.state.services
     topic = request.query_params.get("topic")
     if topic is None:
