@@ -38,7 +38,8 @@ def non_negative_float(text: str) -> float:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=non_negative_float, default=20.0,
-                        help="triplets per second (default 20, the original project's 0.05 s pause; 0 = as fast as possible)")
+                        help="triplets per second (default 20, the original project's 0.05 s pause; "
+                             "0 = as fast as possible)")
     parser.add_argument("--count", type=positive_int, default=None,
                         help="stop after this many acknowledged triplets and exit 0")
     parser.add_argument("--random-seed", type=int, default=None, help="seed of the emulator's idx draws")

@@ -50,8 +50,8 @@ async def produce_event(event: Event, services: ServicesDep):
         kind: {"partition": d.partition, "offset": d.offset} for kind, d in zip(KINDS, delivered)}})
 
 
-# The original project's call carries one record. It is parsed by hand (the query string, then the body straight into the
-# topic's model), not through FastAPI's dependency solver: it is the hottest route, and the solver and a dict
+# The original project's call carries one record. It is parsed by hand (the query string, then the body straight
+# into the topic's model), not through FastAPI's dependency solver: it is the hottest route, and the solver and a dict
 # round trip are most of its cost. The OpenAPI description documents the same contract.
 @router.post("/send_data", response_model=None,
              responses={200: {"model": SendDataResponse}, 404: {}, 413: {}, 422: {}, 503: {}},
