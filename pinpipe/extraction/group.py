@@ -83,6 +83,7 @@ class GroupMember(ConsumerRebalanceListener):
         self.joining = True  # until the group assigns partitions (again, after a revocation)
         self._to_position: set[TopicPartition] = set()
         self._revoked = threading.Event()
+        self._await_topics(list(settings.kind_by_topic))
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=group_id,
@@ -101,22 +102,22 @@ class GroupMember(ConsumerRebalanceListener):
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
-        try:
-            self._await_topics(list(settings.kind_by_topic))
-        except Exception:
-            self.consumer.close(autocommit=False)
-            raise
         self.consumer.subscribe(list(settings.kind_by_topic), listener=self)
 
     def _await_topics(self, topics: list[str]) -> None:
-        """Join only once the three topics' partitions are known. A static member that joined before (its
-        group leader assigning from empty metadata) would keep an empty assignment: rejoining with the same
-        instance id and subscription hands back the cached one."""
-        deadline = time.monotonic() + TOPICS_WAIT_S
-        while missing := [t for t in topics if not self.consumer.partitions_for_topic(t)]:
-            if time.monotonic() > deadline:
-                raise UnknownTopics(missing, self.settings.kafka_bootstrap_servers)
-            time.sleep(0.5)
+        """Join only once the broker knows the three topics (asked by a throwaway client: a metadata request
+        for all topics on the group's own consumer can leave its fetches stalled). A static member whose group
+        leader assigned from metadata without the topics would keep that empty assignment: rejoining with
+        the same instance id and subscription hands back the cached one."""
+        probe = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
+        try:
+            deadline = time.monotonic() + TOPICS_WAIT_S
+            while missing := [t for t in topics if not probe.partitions_for_topic(t)]:
+                if time.monotonic() > deadline:
+                    raise UnknownTopics(missing, self.settings.kafka_bootstrap_servers)
+                time.sleep(0.5)
+        finally:
+            probe.close()
 
     # The listener runs on the client's IO thread, concurrently with the loop, and must not block: it only
     # notes what happened; poll() acts on it from the loop's thread.

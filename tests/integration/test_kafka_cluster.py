@@ -121,7 +121,7 @@ def wait_healthy(url: str, timeout: float = 120) -> None:
     raise AssertionError(f"poster at {url} not healthy within {timeout} s")
 
 
-def run_under_load(cluster, topics, pg_url, tmp_path, fault, rate=30, settle_s=30):
+def run_under_load(cluster, topics, pg_url, tmp_path, fault, rate=30, settle_s=20):
     """The emulator posts triplets at `rate`/s and a probe posts its own, while an extractor writes batches
     of 100; `fault()` runs once the load is flowing, the load goes on `settle_s` after it, then the poster is
     stopped (SIGTERM: in-flight requests finish), then the extractor; a last extractor run writes what is left.

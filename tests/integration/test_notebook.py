@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -20,8 +21,10 @@ from tests import spark_services
 from tests.integration.test_spark_crosscheck import batch_dir, normalise, pandas_results  # noqa: F401
 
 NOTEBOOK = PROJECT_ROOT / "batch_processing_spark.ipynb"
-SPARK35_VENV = PROJECT_ROOT / ".venv-spark35"
 SPARK35_REQUIREMENTS = PROJECT_ROOT / "tests" / "spark35" / "requirements.txt"
+# Kept between runs like Kafka's jars (one per requirements file), so only a machine's first run builds it.
+SPARK35_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pinpipe" / (
+    "venv-spark35-" + hashlib.sha256(SPARK35_REQUIREMENTS.read_bytes()).hexdigest()[:12])
 
 EXPECTED_COLUMNS = {
     "q1_top_category_by_country": ["country", "category", "category_count"],
@@ -134,7 +137,7 @@ def test_standalone_cluster_of_two_workers(batch_dir, tmp_path, monkeypatch):  #
 
 @pytest.fixture(scope="module")
 def spark35_python():
-    """A second virtual environment with pyspark 3.5 (Databricks Runtime 16.4 LTS), built once and kept."""
+    """A second virtual environment with pyspark 3.5 (Databricks Runtime 16.4 LTS), built once per machine."""
     want = hashlib.sha256(SPARK35_REQUIREMENTS.read_bytes()).hexdigest()
     stamp = SPARK35_VENV / ".requirements.sha256"
     python = SPARK35_VENV / "bin" / "python"
