@@ -76,7 +76,7 @@ def compare(args) -> None:
         try:
             for label, root in ((f"before ({args.before})", tree), ("after (working tree)", PROJECT_ROOT)):
                 print(f"--- {label}", flush=True)
-                command = [sys.executable, str(PROJECT_ROOT / "bench" / "bench_notebook.py"), "--sizes", args.sizes,
+                command = [sys.executable, str(root / "bench" / "bench_notebook.py"), "--sizes", args.sizes,
                            "--master", args.master, "--data-dir", args.data_dir]
                 env = {**os.environ, "PYTHONPATH": str(root)}
                 output = subprocess.run(command, env=env, cwd=root, check=True, capture_output=True, text=True).stdout
