@@ -36,9 +36,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--group-id", default=None,
                         help="consumer group (default EXTRACTOR_GROUP_ID or pin-batch-extractor)")
     parser.add_argument("--instance-id", default=None,
-                        help="static group membership id (EXTRACTOR_INSTANCE_ID); default <group>-<host>-<slot>, "
-                             "the slot being the lowest one free in the batch directory, so a restart after a "
-                             "crash resumes at once; give each extractor of a group its own")
+                        help="static group membership id (EXTRACTOR_INSTANCE_ID): a restart with the same id takes "
+                             "its partitions back at once; give each extractor of a group its own")
     parser.add_argument("--batch-dir", type=Path, default=None,
                         help="output directory (default BATCH_DIR or batch_data)")
     parser.add_argument("--verify", action="store_true",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pinpipe.common.config import Settings
 from pinpipe.common.records import PoisonRecord, decode_value
-from pinpipe.extraction import batch_store, membership
+from pinpipe.extraction import batch_store
 from pinpipe.extraction.alignment import Aligner, Record
 from pinpipe.extraction.batch_store import Manifest, Reject
 from pinpipe.extraction.group import GroupMember
@@ -67,7 +67,7 @@ class Extractor:
         self.settings, self.count, self.batches_wanted = settings, count, batches
         self.timeout_s, self.allow_partial = timeout_s, allow_partial
         self.group_id = group_id or settings.group_id
-        self.instance_id = instance_id or settings.extractor_instance_id  # None: a slot of the batch directory
+        self.instance_id = instance_id or settings.extractor_instance_id  # None: a dynamic member
         self.batch_dir = Path(batch_dir or settings.batch_dir)
         self.stop_event = stop_event or threading.Event()
         self.progress = progress or (lambda complete, count: None)
@@ -81,19 +81,14 @@ class Extractor:
             log.info("removed %d unfinished batch directories left by a crash", len(removed))
         if existing := batch_store.batch_paths(self.batch_dir):  # a crash may have come between rename and publish
             batch_store.publish(self.batch_dir, existing[-1])
-        slot = None if self.instance_id else membership.claim(self.batch_dir, self.group_id)
-        instance_id = self.instance_id or slot.instance_id
-        log.info("joining consumer group %s as %s", self.group_id, instance_id)
+        log.info("joining consumer group %s%s", self.group_id,
+                 f" as static member {self.instance_id}" if self.instance_id else "")
+        member = GroupMember(self.settings, self.group_id, self.instance_id, self.batch_dir, self.ledger)
         try:
-            member = GroupMember(self.settings, self.group_id, instance_id, self.batch_dir, self.ledger)
-            try:
-                self._loop(member, result)
-                result.pending = len(self.aligner.pending)
-            finally:
-                member.close()
+            self._loop(member, result)
+            result.pending = len(self.aligner.pending)
         finally:
-            if slot is not None:
-                slot.release()
+            member.close()
         result.seconds = time.perf_counter() - started
         return result
 

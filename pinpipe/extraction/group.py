@@ -1,4 +1,4 @@
-"""The extractor's place in its consumer group: the consumer itself (static membership, read_committed, range
+"""The extractor's place in its consumer group: the consumer itself (read_committed, range
 assignment), positioning each assigned partition from the manifests through the ledger, and revocations."""
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from pinpipe.extraction.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-# How long the group keeps a member that stopped heartbeating (a killed extractor that does not come back).
-# A restart with the same instance id does not wait for it: static membership hands the partitions over at once.
+# A member that stops heartbeating (a killed extractor) is dropped after the session timeout. A restart with
+# the same --instance-id (static membership) takes the partitions back at once instead. Static membership by
+# default, and shorter rebalance timeouts, both stalled groups now and then with kafka-python 3.0 in our tests.
 SESSION_TIMEOUT_MS = 10_000
 TOPICS_WAIT_S = 30.0  # longest wait for the broker to know the three topics
 
@@ -50,12 +51,14 @@ def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
 class GroupJoinTimeout(KafkaTimeoutError):
     """The broker answers but the consumer group assigned no partitions in time."""
 
-    def __init__(self, group_id: str, instance_id: str, waited_s: float, broker_reachable: bool, bootstrap: str):
+    def __init__(self, group_id: str, instance_id: str | None, waited_s: float, broker_reachable: bool,
+                 bootstrap: str):
         self.broker_reachable = broker_reachable
         if broker_reachable:
-            text = (f"the broker at {bootstrap} answers, but consumer group '{group_id}' assigned this extractor "
-                    f"(instance {instance_id}) no partitions within {waited_s:g} s: the group is waiting for its "
-                    f"other members to rejoin or to time out ({SESSION_TIMEOUT_MS // 1000} s for a dead one). "
+            member = f" (instance {instance_id})" if instance_id else ""
+            text = (f"the broker at {bootstrap} answers, but consumer group '{group_id}' assigned this extractor"
+                    f"{member} no partitions within {waited_s:g} s: the group is waiting for its other members to "
+                    f"rejoin or to time out ({SESSION_TIMEOUT_MS // 1000} s for a dead one). "
                     f"See who is in it with kafka-consumer-groups.sh --bootstrap-server {bootstrap} --describe "
                     f"--group {group_id} --members; start again in a moment, stop extractors of this group that "
                     "hold partitions without working, or use another --group-id")
@@ -77,7 +80,7 @@ class GroupMember(ConsumerRebalanceListener):
     """One member of the extractor group: `poll()` hands out records only of partitions the ledger has
     positioned, and says when partitions were revoked."""
 
-    def __init__(self, settings: Settings, group_id: str, instance_id: str, batch_dir: Path, ledger: Ledger):
+    def __init__(self, settings: Settings, group_id: str, instance_id: str | None, batch_dir: Path, ledger: Ledger):
         self.settings, self.group_id, self.instance_id = settings, group_id, instance_id
         self.batch_dir, self.ledger = batch_dir, ledger
         self.joining = True  # until the group assigns partitions (again, after a revocation)
@@ -87,9 +90,7 @@ class GroupMember(ConsumerRebalanceListener):
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=group_id,
-            # Static membership: a restarted extractor with the same instance id takes its partitions
-            # back at once instead of waiting for the dead member's session to time out.
-            group_instance_id=instance_id,
+            group_instance_id=instance_id,  # None: a dynamic member (see SESSION_TIMEOUT_MS)
             session_timeout_ms=SESSION_TIMEOUT_MS,
             client_id=f"batch-extractor-{group_id}",
             enable_auto_commit=False,

@@ -1,0 +1,13 @@
+"""What the extractor says when its consumer group will not assign it partitions."""
+from __future__ import annotations
+
+from pinpipe.extraction.group import GroupJoinTimeout
+
+
+def test_the_join_timeout_says_the_broker_answers_and_names_the_group():
+    text = GroupJoinTimeout("pin-batch-extractor", None, 60, True, "localhost:9092").text
+    assert "the broker at localhost:9092 answers" in text
+    assert "consumer group 'pin-batch-extractor'" in text and "--describe --group pin-batch-extractor" in text
+    assert "is the broker running" not in text
+    down = GroupJoinTimeout("g", "g-vm-0", 60, False, "localhost:9092").text
+    assert down.startswith("cannot reach Kafka at localhost:9092") and "./start_kafka.sh" in down
