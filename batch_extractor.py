@@ -14,7 +14,7 @@ from pinpipe.common.config import get_settings
 from pinpipe.common.logs import setup_logging
 from pinpipe.extraction import batch_store
 from pinpipe.extraction.extractor import Extractor, ExtractResult, install_stop_signals
-from pinpipe.extraction.group import GroupJoinTimeout, UnknownTopics
+from pinpipe.extraction.group import GroupJoinTimeout
 
 log = logging.getLogger("batch_extractor")
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                           instance_id=args.instance_id, progress=bar)
     try:
         result = extractor.run()
-    except (GroupJoinTimeout, UnknownTopics) as exc:
+    except GroupJoinTimeout as exc:
         log.debug("extractor failed", exc_info=True)
         print(f"error: {exc.text}", file=sys.stderr)
         return 1

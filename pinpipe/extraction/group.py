@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,20 +19,11 @@ from pinpipe.extraction.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-# A member that stops heartbeating (a killed extractor) is dropped after the session timeout. A restart with
-# the same --instance-id (static membership) takes the partitions back at once instead. Static membership by
-# default, and shorter rebalance timeouts, both stalled groups now and then with kafka-python 3.0 in our tests.
-SESSION_TIMEOUT_MS = 10_000
-TOPICS_WAIT_S = 30.0  # longest wait for the broker to know the three topics
-
-
-class UnknownTopics(KafkaError):
-    """The broker answers but does not have the pipeline's topics."""
-
-    def __init__(self, topics: list[str], bootstrap: str):
-        self.text = (f"the broker at {bootstrap} has no topic {', '.join(topics)}; create the three topics with equal "
-                     "partition counts (./start_kafka.sh does), or set PIN_TOPIC, GEO_TOPIC, USER_TOPIC to yours")
-        super().__init__(self.text)
+# A member that stops heartbeating (a killed extractor) is dropped after kafka-python's session timeout
+# (45 s). A restart with the same --instance-id (static membership) takes the partitions back at once instead.
+# Static membership by default, shorter session and rebalance timeouts, and a topic check before joining all
+# stalled groups now and then with kafka-python 3.0 in our tests, so the defaults stay.
+SESSION_TIMEOUT_S = 45
 
 
 def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
@@ -58,7 +48,8 @@ class GroupJoinTimeout(KafkaTimeoutError):
             member = f" (instance {instance_id})" if instance_id else ""
             text = (f"the broker at {bootstrap} answers, but consumer group '{group_id}' assigned this extractor"
                     f"{member} no partitions within {waited_s:g} s: the group is waiting for its other members to "
-                    f"rejoin or to time out ({SESSION_TIMEOUT_MS // 1000} s for a dead one). "
+                    f"rejoin or to time out ({SESSION_TIMEOUT_S} s for a dead one; give extractors a stable "
+                    "--instance-id to resume at once). "
                     f"See who is in it with kafka-consumer-groups.sh --bootstrap-server {bootstrap} --describe "
                     f"--group {group_id} --members; start again in a moment, stop extractors of this group that "
                     "hold partitions without working, or use another --group-id")
@@ -86,12 +77,10 @@ class GroupMember(ConsumerRebalanceListener):
         self.joining = True  # until the group assigns partitions (again, after a revocation)
         self._to_position: set[TopicPartition] = set()
         self._revoked = threading.Event()
-        self._await_topics(list(settings.kind_by_topic))
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=group_id,
-            group_instance_id=instance_id,  # None: a dynamic member (see SESSION_TIMEOUT_MS)
-            session_timeout_ms=SESSION_TIMEOUT_MS,
+            group_instance_id=instance_id,  # None: a dynamic member (see SESSION_TIMEOUT_S)
             client_id=f"batch-extractor-{group_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -104,21 +93,6 @@ class GroupMember(ConsumerRebalanceListener):
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
         self.consumer.subscribe(list(settings.kind_by_topic), listener=self)
-
-    def _await_topics(self, topics: list[str]) -> None:
-        """Join only once the broker knows the three topics (asked by a throwaway client: a metadata request
-        for all topics on the group's own consumer can leave its fetches stalled). A static member whose group
-        leader assigned from metadata without the topics would keep that empty assignment: rejoining with
-        the same instance id and subscription hands back the cached one."""
-        probe = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap_servers)
-        try:
-            deadline = time.monotonic() + TOPICS_WAIT_S
-            while missing := [t for t in topics if not probe.partitions_for_topic(t)]:
-                if time.monotonic() > deadline:
-                    raise UnknownTopics(missing, self.settings.kafka_bootstrap_servers)
-                time.sleep(0.5)
-        finally:
-            probe.close()
 
     # The listener runs on the client's IO thread, concurrently with the loop, and must not block: it only
     # notes what happened; poll() acts on it from the loop's thread.

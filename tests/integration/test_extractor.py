@@ -253,13 +253,3 @@ def test_two_extractors_in_one_group_share_the_work_without_overlap(kafka_bootst
                for p in batch_store.batch_paths(tmp_path)}
     assert len(writers) == 2, "\n----\n".join(logs)
 
-
-def test_topics_the_broker_does_not_have_are_named_instead_of_waiting_for_partitions(kafka_bootstrap, tmp_path,
-                                                                                      monkeypatch):
-    from pinpipe.extraction import group
-
-    monkeypatch.setattr(group, "TOPICS_WAIT_S", 2.0)
-    settings = settings_for(kafka_bootstrap, {"pin": "nope.pin", "geo": "nope.geo", "user": "nope.user"}, tmp_path)
-    with pytest.raises(group.UnknownTopics) as caught:
-        run_extractor(settings, count=10)
-    assert "has no topic nope.pin, nope.geo, nope.user" in caught.value.text
