@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,13 @@ log = logging.getLogger(__name__)
 # Static membership by default, shorter session and rebalance timeouts, and a topic check before joining all
 # stalled groups now and then with kafka-python 3.0 in our tests, so the defaults stay.
 SESSION_TIMEOUT_S = 45
+
+# A group leader whose metadata does not know the topics yet assigns nothing to anyone, and kafka-python may
+# not notice (dpkp/kafka-python#2377; seen here after a rolling restart). An empty assignment that lasts this
+# long is retried: fresh metadata, then a rejoin, a few times (a member of a group with more members than
+# partitions is legitimately idle and should not keep the group rebalancing).
+EMPTY_ASSIGNMENT_RETRY_S = 5.0
+EMPTY_ASSIGNMENT_RETRIES = 3
 
 
 def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
@@ -76,6 +84,8 @@ class GroupMember(ConsumerRebalanceListener):
         self.batch_dir, self.ledger = batch_dir, ledger
         self.joining = True  # until the group assigns partitions (again, after a revocation)
         self._to_position: set[TopicPartition] = set()
+        self._empty_since: float | None = None  # when the group last assigned this member nothing
+        self._empty_retries = 0
         self._revoked = threading.Event()
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -102,7 +112,10 @@ class GroupMember(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned) -> None:
         self._to_position = set(assigned)
         if assigned:
+            self._empty_since = None
             self.consumer.pause(*assigned)  # no record is used before the partition is positioned
+        else:
+            self._empty_since = time.monotonic()
 
     def revoking(self) -> bool:
         """A rebalance began: records in hand may belong to another member now."""
@@ -120,7 +133,27 @@ class GroupMember(ConsumerRebalanceListener):
         if self._to_position:
             self._position()
             return Polled({}, revoked, True)  # anything polled before positioning is fetched again after the seek
+        if self.joining and self._empty_since is not None:
+            self._retry_empty_assignment()
         return Polled(polled, revoked, False)
+
+    def _retry_empty_assignment(self) -> None:
+        if (time.monotonic() - self._empty_since < EMPTY_ASSIGNMENT_RETRY_S
+                or self._empty_retries >= EMPTY_ASSIGNMENT_RETRIES):
+            return
+        self._empty_since, self._empty_retries = None, self._empty_retries + 1
+        try:
+            known = self.consumer.topics()  # a blocking metadata request: the leader's cache is fresh after it
+        except KafkaError as exc:
+            known = set()
+            log.debug("metadata request failed: %s", exc)
+        missing = sorted(set(self.settings.kind_by_topic) - known)
+        log.warning("consumer group %s assigned this extractor no partitions%s; asking to rejoin (%d of %d)",
+                    self.group_id, f" (topics not found: {', '.join(missing)})" if missing else "",
+                    self._empty_retries, EMPTY_ASSIGNMENT_RETRIES)
+        coordinator = getattr(self.consumer, "_coordinator", None)  # kafka-python has no public rejoin call
+        if coordinator is not None and hasattr(coordinator, "request_rejoin"):
+            coordinator.request_rejoin()
 
     def _position(self) -> None:
         assigned, self._to_position = self._to_position, set()

@@ -15,6 +15,8 @@ from pinpipe.source.emulator import EmulatorConfig, EmulatorStatus, run_emulator
 
 log = logging.getLogger(__name__)
 
+EMULATOR_STOP_S = 60  # the emulator gives in-flight triplets EmulatorConfig.stop_grace_s (30 s) after a stop
+
 
 def database_ready(url: str) -> bool:
     try:
@@ -60,7 +62,10 @@ def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, 
 
     def finish():
         if process is not None:
-            process.join()
+            process.join(timeout=EMULATOR_STOP_S)
+            if process.is_alive():  # its in-flight retries are bounded; this is the last resort
+                log.error("the emulator did not stop within %d s; terminating it", EMULATOR_STOP_S)
+                process.terminate()
         server.should_exit = True
 
     server = _Server(config, request_exit)

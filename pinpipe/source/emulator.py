@@ -66,6 +66,7 @@ class EmulatorConfig:
     random_seed: int | None = None
     concurrency: int = 128
     max_backoff_s: float = 5.0
+    stop_grace_s: float = 30.0  # once stopped, how long in-flight triplets may keep retrying
 
 
 def triplet_query() -> sql.Composed:
@@ -127,7 +128,16 @@ class Emulator:
             await asyncio.gather(*(self._reader(keys, started, bodies) for _ in range(readers)))
             for _ in posting:
                 await bodies.put(None)
-            await asyncio.gather(*posting)
+            finishing = asyncio.gather(*posting)
+            if not self.stop.is_set():
+                await finishing  # --count reached: every issued triplet is posted until acknowledged
+            else:
+                try:  # stopped: in-flight triplets may retry for a while, not forever (a broker may be down)
+                    await asyncio.wait_for(finishing, timeout=cfg.stop_grace_s)
+                except (TimeoutError, asyncio.TimeoutError):
+                    log.warning("stopping: %d triplets still unacknowledged after %g s of retries were given up "
+                                "(never acknowledged, so not counted; the poster answered them 503 or not at all)",
+                                self.issued - self.status.acked, cfg.stop_grace_s)
         return self.status.acked
 
     def _next_ticket(self) -> int | None:

@@ -253,3 +253,50 @@ def test_two_extractors_in_one_group_share_the_work_without_overlap(kafka_bootst
                for p in batch_store.batch_paths(tmp_path)}
     assert len(writers) == 2, "\n----\n".join(logs)
 
+
+
+
+def test_an_extractor_started_before_its_topics_exist_waits_for_them(kafka_bootstrap, tmp_path):
+    import uuid
+
+    from pinpipe.common.topics import create_topics
+
+    suffix = uuid.uuid4().hex[:8]
+    names = {kind: f"late_{suffix}.{kind}" for kind in ("pin", "geo", "user")}
+    settings = settings_for(kafka_bootstrap, names, tmp_path)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(
+        run=run_extractor(settings, count=40, batches=1, timeout_s=30)))
+    runner.start()
+    time.sleep(3)  # joined, with nothing to assign
+    assert runner.is_alive()
+    create_topics(kafka_bootstrap, names)
+    send_all(make_producer(kafka_bootstrap), names, triplet_rows(40, seed=2))
+    runner.join(timeout=90)
+    assert not runner.is_alive()
+    assert [m.rows for m in result["run"].batches] == [40]
+    assert sorted(i for batch in written_idx_per_batch(tmp_path) for i in batch) == list(range(40))
+
+
+def test_a_leader_that_assigned_nothing_from_stale_metadata_is_asked_to_rejoin(kafka_bootstrap, topics, tmp_path,
+                                                                              monkeypatch):
+    """Fault injection: the group leader's first assignment sees no partitions (its metadata as after a rolling
+    restart, dpkp/kafka-python#2377). Nothing in kafka-python rejoins then; the extractor does."""
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+
+    original, calls = RangePartitionAssignor.assign.__func__, []
+
+    class StaleMetadata:
+        def partitions_for_topic(self, topic):
+            return None
+
+    def stale_first_time(cls, cluster, members):
+        calls.append(time.monotonic())
+        return original(cls, StaleMetadata() if len(calls) == 1 else cluster, members)
+
+    monkeypatch.setattr(RangePartitionAssignor, "assign", classmethod(stale_first_time))
+    send_all(make_producer(kafka_bootstrap), topics, triplet_rows(40, seed=3))
+    run = run_extractor(settings_for(kafka_bootstrap, topics, tmp_path), count=40, batches=1, timeout_s=20)
+    assert len(calls) >= 2  # assigned nothing, then again after the rejoin
+    assert [m.rows for m in run.batches] == [40]
+    assert sorted(i for batch in written_idx_per_batch(tmp_path) for i in batch) == list(range(40))
