@@ -61,7 +61,7 @@ def decode_value(kind: str, raw: bytes | None) -> dict[str, Any]:
         raise PoisonRecord("no idx field")
     idx = value["idx"]
     if isinstance(idx, bool) or not isinstance(idx, int):
-        raise PoisonRecord(f"idx is not an integer: {idx!r}")
+        raise PoisonRecord(f"idx is not an integer: {json.dumps(idx)}")  # as sent (the streaming half says the same)
     missing = [name for name in FIELDS[kind] if name not in value]
     if missing:
         raise PoisonRecord(f"fields missing for {kind}: {', '.join(missing)}")

@@ -74,15 +74,19 @@ def save_path(column: Column) -> Column:
 
 
 def with_blanks_nulled(df: DataFrame) -> DataFrame:
-    """Apply blank_to_null to every string column."""
+    """Apply blank_to_null to every string column.
+
+    The clean_* functions below take `keep`: columns passed through ahead of the cleaned ones (the
+    streaming tables keep each record's topic, partition and offset)."""
     return df.select(*[blank_to_null(F.col(f.name)).alias(f.name) if isinstance(f.dataType, T.StringType)
                        else F.col(f.name) for f in df.schema.fields])
 
 
-def clean_pin(raw: DataFrame) -> DataFrame:
+def clean_pin(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     df = raw.transform(with_blanks_nulled)
     text = {name: placeholder_to_null(F.col(name), values) for name, values in PLACEHOLDERS.items()}
     return df.select(
+        *keep,
         try_cast(F.col("idx"), T.IntegerType()).alias("ind"),
         F.col("unique_id"),
         text["title"].alias("title"),
@@ -97,9 +101,10 @@ def clean_pin(raw: DataFrame) -> DataFrame:
     )
 
 
-def clean_geo(raw: DataFrame) -> DataFrame:
+def clean_geo(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     df = raw.transform(with_blanks_nulled)
     return df.select(
+        *keep,
         try_cast(F.col("idx"), T.IntegerType()).alias("ind"),
         F.col("country"),
         F.array(try_cast(F.col("latitude"), T.DoubleType()), try_cast(F.col("longitude"), T.DoubleType()))
@@ -108,9 +113,10 @@ def clean_geo(raw: DataFrame) -> DataFrame:
     )
 
 
-def clean_user(raw: DataFrame) -> DataFrame:
+def clean_user(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     df = raw.transform(with_blanks_nulled)
     return df.select(
+        *keep,
         try_cast(F.col("idx"), T.IntegerType()).alias("ind"),
         F.concat(F.col("first_name"), F.lit(" "), F.col("last_name")).alias("user_name"),  # null if either is
         try_cast(F.col("age"), T.IntegerType()).alias("age"),

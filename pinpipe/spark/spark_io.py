@@ -54,13 +54,16 @@ def spark_major(spark: SparkSession) -> int:
 
 
 def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
-              existing: SparkSession | None = None, serverless: bool | None = None) -> SparkSession:
+              existing: SparkSession | None = None, serverless: bool | None = None,
+              kafka: bool = False) -> SparkSession:
     """`existing` (the `spark` Databricks provides), else the active session, else a new one on `master`:
     `local[N]`, `spark://host:port` (a standalone cluster) or `sc://host:port` (a Spark Connect server).
 
     Every session gets the UTC time zone where it may be set. On serverless compute (`serverless`, detected by
     default) nothing else is set: it runs with ANSI on and refuses most settings. SPARK_DRIVER_MEMORY (default
     4g) sizes a local JVM's heap, all of it reserved at start: 1,000,000 pins do not fit in Spark's 1g default.
+    `kafka`: a new local or cluster session gets Spark's Kafka source (connector.py; Databricks has it built in,
+    and a Spark Connect server needs it on its own class path).
     """
     serverless = on_serverless() if serverless is None else serverless
     spark = existing or SparkSession.getActiveSession()
@@ -70,8 +73,13 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
             _set(spark, "spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 1)))
     elif spark is None:
         memory = os.environ.get("SPARK_DRIVER_MEMORY", "4g")
+        builder = SparkSession.builder
+        if kafka and not on_databricks():
+            from pinpipe.spark.connector import kafka_connector_jars
+
+            builder = builder.config("spark.jars", ",".join(str(jar) for jar in kafka_connector_jars()))
         spark = (
-            SparkSession.builder.master(master).appName(app_name)
+            builder.master(master).appName(app_name)
             .config("spark.driver.memory", memory)
             .config("spark.driver.extraJavaOptions", f"-Xms{memory}")  # the whole heap from the start
             # One batch's geo or user columns fit in memory: broadcast them instead of shuffling both sides.

@@ -235,9 +235,6 @@ def assert_bounded_answers(probe: Probe, fault_window: tuple[float, float]) -> N
     assert probe.answers[-1][1] == 200  # served again by the end
 
 
-@pytest.mark.xfail(strict=False, reason="known open issue (#13): under CI load this test failed in 2 of 2 full "
-                   "runs on 2026-11-26 (once the 503 window, once not yet diagnosed) while it passed in 3 of 3 "
-                   "runs alone; kept running so a pass or failure shows in every report")
 def test_hard_bounce_of_the_busiest_leader_loses_nothing(cluster, cluster_topics, pg_url, tmp_path):
     victim = {}
 

@@ -1,0 +1,249 @@
+"""The streaming half: Spark Structured Streaming reads the three topics (committed records only), cleans them
+with the batch notebook's own `cleaning` functions, and keeps exactly-once tables and live analytics.
+
+Queries, each with its own checkpoint under `checkpoint_dir`:
+  cleaned_pin, cleaned_geo, cleaned_user  Parquet file sinks: the cleaned columns plus each record's topic,
+                                          partition, offset and Kafka timestamp
+  rejected                                Parquet file sink: the records that are not a valid value of their
+                                          topic (topic, partition, offset, raw value, reason)
+  posts_per_minute                        posts per category per minute of Kafka record time, watermarked;
+                                          every micro-batch's updated windows, kept per batch id
+
+A file sink lists the files of each committed micro-batch in its `_spark_metadata` log, and the checkpoint
+records which offsets each batch covered: read through Spark, a table holds every record exactly once, however
+often the query was killed and restarted. (A killed batch may leave Parquet files that the log never lists;
+readers that bypass Spark's log would see them.)
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.streaming import StreamingQuery
+
+from pinpipe.common.schema import FIELDS, KINDS
+from pinpipe.spark import cleaning, locations
+from pinpipe.spark.spark_io import RAW_SCHEMAS
+
+log = logging.getLogger(__name__)
+
+KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp")
+TABLES = ("cleaned_pin", "cleaned_geo", "cleaned_user", "rejected", "posts_per_minute")
+WINDOW = "1 minute"
+WATERMARK = "2 minutes"  # how late (in Kafka record time) a post may arrive and still be counted
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+# schema_of_variant's names -> the Python type names the extractor's reasons use (records.decode_value)
+PYTHON_TYPE = {"ARRAY": "list", "STRING": "str", "BOOLEAN": "bool", "VOID": "NoneType", "DOUBLE": "float",
+               "FLOAT": "float", "DECIMAL": "float", **{name: "int" for name in INTEGER_TYPES}}
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    bootstrap_servers: str
+    topics: dict[str, str]  # kind -> topic
+    output_dir: str  # one folder per table
+    checkpoint_dir: str  # one folder per query
+    trigger: str = "availableNow"  # or a processing-time interval such as "10 seconds"
+    max_offsets_per_trigger: int | None = None  # None: a micro-batch takes all there is
+
+    def table(self, name: str) -> str:
+        return locations.join(self.output_dir, name)
+
+    def checkpoint(self, name: str) -> str:
+        return locations.join(self.checkpoint_dir, name)
+
+
+def read_topics(spark: SparkSession, config: StreamConfig, kinds: tuple[str, ...]) -> DataFrame:
+    """The Kafka records of `kinds`' topics, from the earliest offset; records of aborted transactions and of
+    open ones are never read (read_committed)."""
+    reader = (spark.readStream.format("kafka")
+              .option("kafka.bootstrap.servers", config.bootstrap_servers)
+              .option("subscribe", ",".join(config.topics[kind] for kind in kinds))
+              .option("startingOffsets", "earliest")
+              .option("kafka.isolation.level", "read_committed"))
+    if config.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
+    return reader.load().withColumnRenamed("timestamp", "kafka_timestamp")
+
+
+def _field(value: Column, name: str) -> Column:
+    """A top-level field of a parsed value: SQL null when absent, a variant null when JSON null."""
+    return F.variant_get(value, f"$.{name}", "variant")
+
+
+def rejection_reason(kind: str) -> Column:
+    """Why a Kafka value is not a record of `kind` (null when it is): the extractor's rules
+    (records.decode_value) as Spark expressions over the columns `value` (binary) and `_v` (the parsed
+    variant; see with_parsed). The reasons read the same, except that a JSON syntax error is not located."""
+    text = F.col("value").cast("string")
+    kind_of = F.schema_of_variant(F.col("_v"))
+    idx = _field(F.col("_v"), "idx")
+    idx_type = F.schema_of_variant(idx)
+    missing = F.concat_ws(", ", *[F.when(_field(F.col("_v"), name).isNull(), F.lit(name)) for name in FIELDS[kind]])
+    nested = F.coalesce(*[F.when(F.schema_of_variant(_field(F.col("_v"), name)).rlike("^(OBJECT|ARRAY)"),
+                                 F.lit(f"field {name} is not a scalar value")) for name in FIELDS[kind]])
+    top_type = F.regexp_extract(kind_of, r"^([A-Z]+)", 1)
+    python_type = F.coalesce(F.create_map(*[F.lit(x) for pair in PYTHON_TYPE.items() for x in pair])[top_type],
+                             F.lower(top_type))
+    return (F.when(F.col("value").isNull(), F.lit("empty value (tombstone)"))
+            .when(~F.is_valid_utf8(text), F.lit("value is not UTF-8"))
+            .when(F.col("_v").isNull(), F.lit("value is not JSON"))
+            .when(~kind_of.startswith("OBJECT"), F.concat(F.lit("value is a JSON "), python_type,
+                                                          F.lit(", not an object")))
+            .when(idx.isNull(), F.lit("no idx field"))
+            .when(~F.regexp_extract(idx_type, r"^([A-Z]+)", 1).isin(*INTEGER_TYPES),
+                  F.concat(F.lit("idx is not an integer: "), F.to_json(idx)))
+            .when(missing != "", F.concat(F.lit(f"fields missing for {kind}: "), missing))
+            .otherwise(nested))
+
+
+def with_parsed(records: DataFrame) -> DataFrame:
+    """Adds `_v`: the value parsed as JSON into a variant, null when it is not valid UTF-8 JSON."""
+    text = F.col("value").cast("string")
+    return records.withColumn("_v", F.when(F.is_valid_utf8(text), F.try_parse_json(text)))
+
+
+def cleaned(records: DataFrame, kind: str) -> DataFrame:
+    """The valid records of one topic, parsed against the raw schema (every field as text) and cleaned by the
+    batch notebook's function, each row keeping its topic, partition, offset and Kafka timestamp."""
+    valid = with_parsed(records).where(rejection_reason(kind).isNull())
+    raw = valid.select(*KAFKA_COLUMNS, F.from_json(F.col("value").cast("string"), RAW_SCHEMAS[kind]).alias("r"))
+    raw = raw.select(*KAFKA_COLUMNS, *[F.col("r")[name].alias(name) for name in FIELDS[kind]])
+    return cleaning.CLEANERS[kind](raw, keep=KAFKA_COLUMNS)
+
+
+def rejected(records: DataFrame, topics: dict[str, str]) -> DataFrame:
+    """The records of the three topics that are not valid values, with the reason."""
+    parsed = with_parsed(records)
+    reason = F.lit(None).cast("string")
+    for kind in reversed(KINDS):
+        reason = F.when(F.col("topic") == topics[kind], rejection_reason(kind)).otherwise(reason)
+    return (parsed.withColumn("reason", reason).where(F.col("reason").isNotNull())
+            .select(*KAFKA_COLUMNS, F.col("value").alias("raw_value"), "reason"))
+
+
+def posts_per_minute(records: DataFrame) -> DataFrame:
+    """Posts per category per minute of Kafka record time (pins only); a window is final once the watermark
+    (the latest record time seen, less WATERMARK) has passed its end, and its state is then dropped."""
+    pins = cleaned(records, "pin").withWatermark("kafka_timestamp", WATERMARK)
+    return (pins.groupBy(F.window("kafka_timestamp", WINDOW).alias("window"), "category")
+            .agg(F.count(F.lit(1)).alias("posts")))
+
+
+def _trigger(writer, trigger: str):
+    if trigger == "availableNow":
+        return writer.trigger(availableNow=True)
+    return writer.trigger(processingTime=trigger)
+
+
+def _updates_writer(path: str):
+    """foreachBatch: each micro-batch's updated windows go to <path>/batch_id=N, overwritten if the batch is
+    run again after a restart (so every batch is in the table once); live_counts keeps the newest."""
+    def write(batch: DataFrame, batch_id: int) -> None:
+        batch.write.mode("overwrite").parquet(f"{path}/batch_id={batch_id}")
+    return write
+
+
+def start(spark: SparkSession, config: StreamConfig) -> dict[str, StreamingQuery]:
+    """Start the five queries (see the module's doc); they run until stopped, or with availableNow until what
+    the topics held at start is processed."""
+    queries = {}
+    for kind in KINDS:
+        name = f"cleaned_{kind}"
+        writer = (cleaned(read_topics(spark, config, (kind,)), kind).writeStream.queryName(name)
+                  .format("parquet").option("path", config.table(name))
+                  .option("checkpointLocation", config.checkpoint(name)).outputMode("append"))
+        queries[name] = _trigger(writer, config.trigger).start()
+    writer = (rejected(read_topics(spark, config, KINDS), config.topics).writeStream.queryName("rejected")
+              .format("parquet").option("path", config.table("rejected"))
+              .option("checkpointLocation", config.checkpoint("rejected")).outputMode("append"))
+    queries["rejected"] = _trigger(writer, config.trigger).start()
+    writer = (posts_per_minute(read_topics(spark, config, ("pin",))).writeStream.queryName("posts_per_minute")
+              .foreachBatch(_updates_writer(config.table("posts_per_minute")))
+              .option("checkpointLocation", config.checkpoint("posts_per_minute")).outputMode("update"))
+    queries["posts_per_minute"] = _trigger(writer, config.trigger).start()
+    log.info("started %d streaming queries (trigger %s) writing under %s", len(queries), config.trigger,
+             config.output_dir)
+    return queries
+
+
+def await_all(queries: dict[str, StreamingQuery], timeout_s: float | None = None) -> None:
+    """Wait for availableNow queries to finish; a failed query raises its error here."""
+    for query in queries.values():
+        query.awaitTermination(timeout_s) if timeout_s else query.awaitTermination()
+
+
+def stop_all(queries: dict[str, StreamingQuery]) -> None:
+    """Stop every query: a running micro-batch is interrupted, and redone from its checkpoint next time."""
+    for query in queries.values():
+        if query.isActive:
+            query.stop()
+
+
+def read_table(spark: SparkSession, config: StreamConfig, name: str) -> DataFrame:
+    """A cleaned or rejected table as its sink committed it (Spark reads the file sink's log)."""
+    return spark.read.parquet(config.table(name))
+
+
+def live_counts(spark: SparkSession, config: StreamConfig) -> DataFrame:
+    """posts_per_minute as it stands: for each window and category, the count of the newest batch that
+    updated it."""
+    updates = spark.read.parquet(config.table("posts_per_minute"))
+    newest = updates.groupBy("window", "category").agg(F.max_by("posts", "batch_id").alias("posts"))
+    return newest.select(F.col("window.start").alias("minute"), "category", "posts").orderBy("minute", "category")
+
+
+def row_counts(spark: SparkSession, config: StreamConfig) -> dict[str, int]:
+    return {name: read_table(spark, config, name).count() for name in TABLES[:4]}
+
+
+def cleaned_frames(spark: SparkSession, config: StreamConfig) -> dict[str, DataFrame]:
+    """The cleaned tables as the batch analytics take them: the cleaned columns only, one row per idx (the
+    emulator may post an idx more than once), and only idx present in all three tables."""
+    frames = {kind: read_table(spark, config, f"cleaned_{kind}").drop(*KAFKA_COLUMNS).dropDuplicates(["ind"])
+              for kind in KINDS}
+    complete = (frames["pin"].select("ind").join(frames["geo"].select("ind"), "ind")
+                .join(frames["user"].select("ind"), "ind"))
+    return {kind: frame.join(complete, "ind", "left_semi") for kind, frame in frames.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the streaming queries from a shell (the notebook does the same): python -m pinpipe.spark.streaming"""
+    from pinpipe.common.config import get_settings
+    from pinpipe.common.logs import setup_logging
+    from pinpipe.spark.spark_io import get_spark
+
+    parser = argparse.ArgumentParser(prog="python -m pinpipe.spark.streaming", description=main.__doc__)
+    parser.add_argument("--output-dir", default="stream_data/tables", help="tables (default stream_data/tables)")
+    parser.add_argument("--checkpoint-dir", default="stream_data/checkpoints",
+                        help="checkpoints (default stream_data/checkpoints)")
+    parser.add_argument("--trigger", default="availableNow",
+                        help="availableNow (default: process what is there, then stop) or an interval, "
+                             "e.g. '5 seconds' (run until Ctrl-C)")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
+    parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
+    args = parser.parse_args(argv)
+    setup_logging()
+    settings = get_settings()
+    config = StreamConfig(settings.kafka_bootstrap_servers, dict(settings.topics),
+                          locations.resolve(args.output_dir, False).spark,
+                          locations.resolve(args.checkpoint_dir, False).spark,
+                          args.trigger, args.max_offsets_per_trigger)
+    spark = get_spark(args.master, app_name="pinterest-stream", kafka=True)
+    queries = start(spark, config)
+    try:
+        await_all(queries)
+    except KeyboardInterrupt:
+        stop_all(queries)
+        return 130
+    print(" ".join(f"{name}={count}" for name, count in row_counts(spark, config).items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
