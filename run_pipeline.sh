@@ -11,13 +11,17 @@ source scripts/kafka_common.sh  # kafka_running: is our broker (or cluster) up a
 COUNT="${PIPELINE_COUNT:-500}"
 RATE="${PIPELINE_RATE:-0}"
 KEEP_SERVICES="${PIPELINE_KEEP_SERVICES:-0}"
+STREAM="${PIPELINE_STREAM:-0}"
 
 usage() {
     cat <<USAGE
-Usage: ./run_pipeline.sh [--count N] [--rate R] [--keep-services]
+Usage: ./run_pipeline.sh [--count N] [--rate R] [--stream] [--keep-services]
 
   --count N         triplets to post, extract and analyse (default 500; env PIPELINE_COUNT)
   --rate R          emulator triplets per second, 0 = as fast as possible (default 0; env PIPELINE_RATE)
+  --stream          also run the streaming notebook (availableNow) over the topics; its tables and
+                    checkpoints go to \$STREAM_DIR (default stream_data) and carry on from run to run
+                    (env PIPELINE_STREAM=1)
   --keep-services   leave Kafka and PostgreSQL running afterwards (env PIPELINE_KEEP_SERVICES=1)
 
 Every setting in README's configuration table applies (KAFKA_PORT, BATCH_DIR, POSTER_PORT, ...).
@@ -29,6 +33,7 @@ while (( $# )); do
     case "$1" in
         --count) COUNT="$2"; shift 2 ;;
         --rate) RATE="$2"; shift 2 ;;
+        --stream) STREAM=1; shift ;;
         --keep-services) KEEP_SERVICES=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; exit 2 ;;
@@ -37,6 +42,7 @@ done
 [[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || { say "error: --count must be a positive integer" >&2; exit 2; }
 
 BATCH_DIR="${BATCH_DIR:-batch_data}"
+STREAM_DIR="${STREAM_DIR:-stream_data}"
 LOG_DIR="$BATCH_DIR/logs"
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_HOST:$KAFKA_PORT}"
 export BATCH_DIR
@@ -96,5 +102,14 @@ stage spark "$LOG_DIR/notebook.log" $PY -m papermill batch_processing_spark.ipyn
 $PY -m nbconvert --to html "$BATCH_DIR/report.ipynb" --output report >> "$LOG_DIR/notebook.log" 2>&1 \
     || say "warning: could not render $BATCH_DIR/report.html; the executed notebook is $BATCH_DIR/report.ipynb" >&2
 
+STREAM_ARGS=()
+if [[ "$STREAM" == 1 ]]; then
+    mkdir -p "$STREAM_DIR"
+    stage stream "$LOG_DIR/stream.log" $PY -m papermill stream_processing_spark.ipynb "$STREAM_DIR/report.ipynb" \
+        -p output_dir "$STREAM_DIR/tables" -p checkpoint_dir "$STREAM_DIR/checkpoints" \
+        --log-level WARNING --no-progress-bar
+    STREAM_ARGS=(--stream-dir "$STREAM_DIR")
+fi
+
 TIMINGS+=("--timing" "total=$((SECONDS - started_all))")
-$PY -m pinpipe.pipeline_summary --batch-dir "$BATCH_DIR" --posted "${POSTED:-0}" "${TIMINGS[@]}"
+$PY -m pinpipe.pipeline_summary --batch-dir "$BATCH_DIR" --posted "${POSTED:-0}" "${STREAM_ARGS[@]}" "${TIMINGS[@]}"

@@ -16,7 +16,8 @@ def count_csv_rows(path: Path) -> int:
         return max(0, sum(1 for _ in csv.reader(handle)) - 1)
 
 
-def summarise(batch_dir: Path, posted: int, timings: dict[str, float]) -> tuple[str, bool]:
+def summarise(batch_dir: Path, posted: int, timings: dict[str, float],
+              stream_dir: Path | None = None) -> tuple[str, bool]:
     """The summary text, and whether the row counts of the stages agree."""
     manifests = batch_store.read_manifests(batch_dir)
     newest = manifests[-1] if manifests else None
@@ -39,10 +40,25 @@ def summarise(batch_dir: Path, posted: int, timings: dict[str, float]) -> tuple[
         "  spark      rows read: " + ", ".join(f"{kind} {n}" for kind, n in read_rows.items())
         + f"; {len(results)} result files in {results_dir}",
         f"  report     {batch_dir / 'report.html'}",
+        *_stream_lines(stream_dir, written),
         "  time       " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items()),
         "  row counts agree across stages" if agree else "  WARNING: row counts differ between stages",
     ]
     return "\n".join(lines), agree
+
+
+def _stream_lines(stream_dir: Path | None, batch_rows: int) -> list[str]:
+    """The streaming notebook's row counts beside the batch path's (its tables keep every run's records)."""
+    if stream_dir is None:
+        return []
+    path = stream_dir / "tables" / "summary.json"
+    if not path.exists():
+        return [f"  stream     no summary at {path}"]
+    counts = json.loads(path.read_text())
+    return [f"  stream     cleaned rows: pin {counts['cleaned_pin']}, geo {counts['cleaned_geo']}, user "
+            f"{counts['cleaned_user']}; {counts['rejected']} rejected",
+            f"             {counts['complete_idx']} distinct complete idx (batch: {batch_rows}; the stream's tables "
+            f"hold every run's records, the batch this run's)"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-dir", type=Path, required=True)
     parser.add_argument("--posted", type=int, required=True)
     parser.add_argument("--timing", action="append", default=[], help="stage=seconds")
+    parser.add_argument("--stream-dir", type=Path, default=None, help="the streaming notebook's folder")
     args = parser.parse_args(argv)
     timings = {stage: float(seconds) for stage, seconds in (t.split("=", 1) for t in args.timing)}
-    text, agree = summarise(args.batch_dir, args.posted, timings)
+    text, agree = summarise(args.batch_dir, args.posted, timings, args.stream_dir)
     print(text)
     return 0 if agree else 1
 

@@ -80,3 +80,25 @@ def draw(frames: dict[str, pd.DataFrame]):
         ax.set_visible(False)
     fig.tight_layout()
     return fig, notes
+
+
+def draw_live(frame: pd.DataFrame, top: int = 8):
+    """Posts per minute of the `top` categories (live_counts as pandas: minute, category, posts); None when
+    there is nothing yet."""
+    import matplotlib.pyplot as plt
+
+    if frame.empty:
+        return None
+    table = frame.pivot_table(index="minute", columns="category", values="posts", aggfunc="sum").fillna(0)
+    table = table[table.sum().sort_values(ascending=False).index[:top]]
+    figure, ax = plt.subplots(figsize=(9, 4))
+    ax.set_prop_cycle(color=_colors(len(table.columns)))
+    for category in table.columns:
+        ax.plot(table.index, table[category], marker="o", label=category)
+    ax.set_title(f"Posts per minute of Kafka record time (top {len(table.columns)} categories)")
+    ax.set_xlabel("minute (UTC)")
+    ax.set_ylabel("posts")
+    ax.legend(title="category", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return figure

@@ -46,3 +46,51 @@ def resolve(input_dir=None, output_dir=None, cleaned_dir=None, spark_master="loc
     return Parameters(input_dir=values["input_dir"], output_dir=values["output_dir"] or None,
                       cleaned_dir=values["cleaned_dir"] or None, spark_master=spark_master,
                       serverless=_flag(values["serverless"], on_serverless))
+
+
+LOCAL_STREAM = "stream_data"
+DATABRICKS_STREAM = "/Volumes/workspace/default/pinterest/stream"
+
+
+@dataclass(frozen=True)
+class StreamParameters:
+    bootstrap_servers: str
+    topics: dict[str, str]  # kind -> topic
+    output_dir: str
+    checkpoint_dir: str
+    trigger: str
+    spark_master: str
+    max_offsets_per_trigger: int | None
+
+
+def resolve_stream(bootstrap_servers=None, pin_topic=None, geo_topic=None, user_topic=None, output_dir=None,
+                   checkpoint_dir=None, trigger="availableNow", spark_master="local[*]",
+                   max_offsets_per_trigger=None, settings=None, dbutils=None,
+                   on_databricks: bool = False) -> StreamParameters:
+    """The streaming notebook's parameters: given values, else the project's settings (KAFKA_BOOTSTRAP_SERVERS,
+    PIN_TOPIC, ...), else the defaults; on Databricks each is a text widget, as in the batch notebook."""
+    from pinpipe.common.config import get_settings
+
+    settings = settings or get_settings()
+    base = DATABRICKS_STREAM if on_databricks else LOCAL_STREAM
+    values = {"bootstrap_servers": bootstrap_servers or settings.kafka_bootstrap_servers,
+              "pin_topic": pin_topic or settings.topics["pin"], "geo_topic": geo_topic or settings.topics["geo"],
+              "user_topic": user_topic or settings.topics["user"],
+              "output_dir": output_dir or f"{base}/tables", "checkpoint_dir": checkpoint_dir or f"{base}/checkpoints",
+              "trigger": trigger or "availableNow",
+              "max_offsets_per_trigger": "" if max_offsets_per_trigger is None else str(max_offsets_per_trigger)}
+    if on_databricks and dbutils is not None:
+        for name, value in values.items():
+            dbutils.widgets.text(name, value, name.replace("_", " "))
+        values = {name: dbutils.widgets.get(name).strip() for name in values}
+    trigger = values["trigger"]
+    if trigger != "availableNow" and not any(unit in trigger for unit in ("second", "minute", "hour")):
+        raise ValueError(f"trigger must be availableNow or an interval such as '10 seconds', not {trigger!r}")
+    limit = values["max_offsets_per_trigger"]
+    if limit and not limit.isdigit():
+        raise ValueError(f"max_offsets_per_trigger must be a positive integer, not {limit!r}")
+    return StreamParameters(
+        bootstrap_servers=values["bootstrap_servers"],
+        topics={"pin": values["pin_topic"], "geo": values["geo_topic"], "user": values["user_topic"]},
+        output_dir=values["output_dir"], checkpoint_dir=values["checkpoint_dir"], trigger=trigger,
+        spark_master=spark_master, max_offsets_per_trigger=int(limit) if limit else None)

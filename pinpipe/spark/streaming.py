@@ -17,13 +17,14 @@ readers that bypass Spark's log would see them.)
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
 from pinpipe.common.schema import FIELDS, KINDS
@@ -199,7 +200,22 @@ def live_counts(spark: SparkSession, config: StreamConfig) -> DataFrame:
 
 
 def row_counts(spark: SparkSession, config: StreamConfig) -> dict[str, int]:
-    return {name: read_table(spark, config, name).count() for name in TABLES[:4]}
+    """Rows of the cleaned and rejected tables, and the distinct idx complete in all three (what the batch
+    path would analyse)."""
+    counts = {name: read_table(spark, config, name).count() for name in TABLES[:4]}
+    counts["complete_idx"] = cleaned_frames(spark, config)["pin"].count()
+    return counts
+
+
+def write_summary(counts: dict[str, int], config: StreamConfig) -> str | None:
+    """`summary.json` (the row counts) in the output folder, where Python can write; its path or None."""
+    local = locations.resolve(config.output_dir, databricks=False).local
+    if local is None:
+        return None
+    path = Path(local) / "summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(counts, indent=2) + "\n")
+    return str(path)
 
 
 def cleaned_frames(spark: SparkSession, config: StreamConfig) -> dict[str, DataFrame]:
@@ -241,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         stop_all(queries)
         return 130
-    print(" ".join(f"{name}={count}" for name, count in row_counts(spark, config).items()))
+    counts = row_counts(spark, config)
+    write_summary(counts, config)
+    print(" ".join(f"{name}={count}" for name, count in counts.items()))
     return 0
 
 

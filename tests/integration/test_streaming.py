@@ -10,10 +10,13 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
+import papermill
 import pytest
 from kafka import KafkaProducer
 
+from pinpipe.common.config import PROJECT_ROOT
 from pinpipe.common.records import PoisonRecord, decode_value, encode_key, encode_value
 from pinpipe.common.schema import KINDS
 from pinpipe.extraction.extractor import Extractor
@@ -36,14 +39,9 @@ POISON = [  # (kind, value): what the poster refuses but a producer of its own c
 ]
 
 
-def run_stream(spark, config: streaming.StreamConfig) -> None:
-    queries = streaming.start(spark, config)
-    streaming.await_all(queries)
-
-
 def results(frames: dict) -> dict[str, list[tuple]]:
-    collected = {name: frame.collect() for name, frame in analytics.all_results(**frames, cache_shared=False).items()}
-    return {name: sorted(tuple(row) for row in rows) for name, rows in collected.items()}
+    collected = spark_io.collect_all(analytics.all_results(**frames, cache_shared=False))
+    return {name: sorted(result.rows) for name, result in collected.items()}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +70,12 @@ def streamed(spark, kafka_bootstrap, tmp_path_factory):
     producer.send(topics["pin"], key=encode_key(399), value=encode_value("pin", rows[399]["pin"])).get(30)
     root = tmp_path_factory.mktemp("stream")
     config = streaming.StreamConfig(kafka_bootstrap, topics, str(root / "tables"), str(root / "checkpoints"))
-    run_stream(spark, config)
+    papermill.execute_notebook(  # the notebook itself, availableNow, in its own kernel and Spark session
+        str(PROJECT_ROOT / "stream_processing_spark.ipynb"), str(root / "executed.ipynb"),
+        parameters={"bootstrap_servers": kafka_bootstrap, "pin_topic": topics["pin"], "geo_topic": topics["geo"],
+                    "user_topic": topics["user"], "output_dir": config.output_dir,
+                    "checkpoint_dir": config.checkpoint_dir, "spark_master": "local[2]"},
+        kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False)
     return topics, rows, config
 
 
@@ -122,6 +125,22 @@ def test_live_counts_are_posts_per_category_per_minute(spark, streamed):
         minute = pin.kafka_timestamp.replace(second=0, microsecond=0)
         expected[(minute, pin.category)] = expected.get((minute, pin.category), 0) + 1
     assert {(r.minute, r.category): r.posts for r in live} == expected
+    summary = json.loads((Path(config.output_dir) / "summary.json").read_text())  # written by the notebook
+    assert summary["cleaned_pin"] == len(pins) and summary["rejected"] == len(POISON)
+    assert summary["complete_idx"] == 400
+
+
+def commits_done(root) -> int:
+    commits = root / "checkpoints" / "cleaned_pin" / "commits"
+    return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
+
+
+def wait_for_commits(checkpoint, count: int, job, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while commits_done(checkpoint.parent.parent) < count:
+        assert job.poll() is None, f"the streaming job exited ({job.returncode})"
+        assert time.monotonic() < deadline, f"fewer than {count} micro-batches committed in {timeout_s} s"
+        time.sleep(0.2)
 
 
 @pytest.mark.slow
@@ -136,7 +155,7 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
            "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "DATABASE_URL": pg_url,
            "POSTER_PORT": str(port), "TRANSACTIONAL_ID": f"t-{uuid.uuid4().hex}", "SPARK_DRIVER_MEMORY": "1g"}
-    poster = subprocess.Popen([sys.executable, "data_poster.py", "--rate", "40", "--random-seed", "4"], env=env,
+    poster = subprocess.Popen([sys.executable, "data_poster.py", "--rate", "20", "--random-seed", "4"], env=env,
                               stdout=subprocess.PIPE, stderr=open(tmp_path / "poster.log", "w"), text=True)
     command = [sys.executable, "-m", "pinpipe.spark.streaming", "--output-dir", str(tmp_path / "tables"),
                "--checkpoint-dir", str(tmp_path / "checkpoints"), "--master", "local[2]"]
@@ -144,23 +163,29 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
     producer = make_producer(kafka_bootstrap)
     try:
         for kill in range(5):
-            job = subprocess.Popen([*command, "--trigger", "1 second"], env=env,
+            job = subprocess.Popen([*command, "--trigger", "1 second"], env=env, start_new_session=True,
                                    stderr=open(tmp_path / f"stream-{kill}.log", "w"))
             kind, value = POISON[kill]
-            producer.send(topics[kind], key=b"0", value=value)
-            time.sleep(rng.uniform(9, 16))  # the session starts in ~7 s: kills land before, during and after batches
-            os.kill(job.pid, signal.SIGKILL)
+            producer.send(topics[kind], key=b"poison", value=value)
+            # Killed once it has committed another micro-batch, at a random moment of the next ones: Python and
+            # the JVM that runs the queries, at once (the process group).
+            wait_for_commits(tmp_path / "checkpoints" / "cleaned_pin", commits_done(tmp_path) + 1, job)
+            time.sleep(rng.uniform(0, 2))
+            os.killpg(job.pid, signal.SIGKILL)
             job.wait(30)
     finally:
+        stopping = time.monotonic()
         poster.send_signal(signal.SIGTERM)
         poster.communicate(timeout=120)
+        print(f"poster stopped {time.monotonic() - stopping:.1f} s after SIGTERM")
     producer.flush()
+    assert poster.returncode == 0, (tmp_path / "poster.log").read_text()[-3000:]
     final = subprocess.run([*command, "--trigger", "availableNow"], env=env, capture_output=True, text=True,
                            timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     config = streaming.StreamConfig(kafka_bootstrap, topics, str(tmp_path / "tables"), str(tmp_path / "checkpoints"))
     committed = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=3000)
-    poison = {(m.topic, m.partition, m.offset) for m in committed if m.key == b"0"}
+    poison = {(m.topic, m.partition, m.offset) for m in committed if m.key == b"poison"}
     valid = {(m.topic, m.partition, m.offset) for m in committed} - poison
     assert len(valid) > 300 and len(poison) == 5
     cleaned = [tuple(r) for kind in KINDS for r in streaming.read_table(spark, config, f"cleaned_{kind}")
@@ -170,3 +195,4 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
     rejected = [tuple(r) for r in streaming.read_table(spark, config, "rejected")
                 .select("topic", "partition", "offset").collect()]
     assert sorted(rejected) == sorted(poison)
+    assert commits_done(tmp_path) >= 6  # five runs each committed a micro-batch before their kill, then the last

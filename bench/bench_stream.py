@@ -1,0 +1,97 @@
+"""The streaming half against the batch path on the same Kafka records, in one run: N triplets (3N records)
+produced straight to fresh topics of a private broker, then
+
+  batch   batch_extractor (one batch of every complete triplet) + the batch notebook, as run_pipeline.sh runs them
+  stream  the streaming notebook, availableNow: the five queries read the topics from the start and stop
+
+each timed end to end (Spark session start included: both notebooks start one), as records read per second.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kafka import KafkaProducer
+
+from pinpipe.common.config import PROJECT_ROOT
+from pinpipe.common.records import encode_key, encode_value, row_dict
+from pinpipe.common.schema import KINDS
+from pinpipe.common.topics import fresh_topics
+from pinpipe.source import datagen
+
+
+def produce(bootstrap: str, topics: dict[str, str], triplets: int) -> float:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024,
+                             compression_type=None, max_request_size=8 * 1024 * 1024)
+    started = time.perf_counter()
+    for n, rows in enumerate(datagen.iter_rows(triplets, 1)):
+        for kind, row in zip(KINDS, rows):
+            producer.send(topics[kind], key=encode_key(row[0]), value=encode_value(kind, row_dict(kind, row)))
+        if n % 100_000 == 0 and n:
+            print(f"  produced {n:,} triplets", flush=True)
+    producer.flush()
+    producer.close()
+    return time.perf_counter() - started
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(command)}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--triplets", type=int, default=1_000_000, help="triplets produced (default 1,000,000)")
+    parser.add_argument("--port", type=int, default=38092, help="the private broker's port")
+    args = parser.parse_args()
+    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
+        root = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_DATA_DIR", "KAFKA_LOG_DIR")}
+        env |= {"KAFKA_STATE_DIR": str(root / "kafka"), "KAFKA_PORT": str(args.port),
+                "KAFKA_CONTROLLER_PORT": str(args.port + 1)}
+        subprocess.run([str(PROJECT_ROOT / "start_kafka.sh")], env=env, check=True, capture_output=True)
+        try:
+            bootstrap = f"localhost:{args.port}"
+            topics = fresh_topics(bootstrap, "benchs")
+            print(f"producing {args.triplets:,} triplets to {bootstrap}", flush=True)
+            produced_s = produce(bootstrap, topics, args.triplets)
+            run_env = env | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PIN_TOPIC": topics["pin"],
+                             "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"],
+                             "BATCH_DIR": str(root / "batch")}
+            print("batch path: extractor", flush=True)
+            extract_s = timed([python, "batch_extractor.py", "--count", str(args.triplets), "--timeout", "10",
+                               "--allow-partial", "--no-progress", "--group-id", f"bench-{topics['pin']}"], run_env)
+            print("batch path: notebook", flush=True)
+            notebook_s = timed([python, "-m", "papermill", "batch_processing_spark.ipynb", str(root / "batch.ipynb"),
+                                "-p", "input_dir", str(root / "batch"), "--log-level", "WARNING",
+                                "--no-progress-bar"], run_env)
+            print("stream: notebook, availableNow", flush=True)
+            stream_s = timed([python, "-m", "papermill", "stream_processing_spark.ipynb", str(root / "stream.ipynb"),
+                              "-p", "output_dir", str(root / "stream" / "tables"), "-p", "checkpoint_dir",
+                              str(root / "stream" / "checkpoints"), "--log-level", "WARNING", "--no-progress-bar"],
+                             run_env)
+        finally:
+            subprocess.run([str(PROJECT_ROOT / "stop_kafka.sh")], env=env, capture_output=True)
+    records = 3 * args.triplets
+    batch_s = extract_s + notebook_s
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"{records:,} records ({args.triplets:,} triplets); produced in {produced_s:.1f} s")
+    print(f"{'path':<8}{'seconds':>10}{'records/s':>12}   detail")
+    print(f"{'batch':<8}{batch_s:>10.1f}{records / batch_s:>12,.0f}   extractor {extract_s:.1f} s + notebook "
+          f"{notebook_s:.1f} s")
+    print(f"{'stream':<8}{stream_s:>10.1f}{records / stream_s:>12,.0f}   streaming notebook (5 queries, availableNow)")
+    print(f"stream / batch time: {stream_s / batch_s:.2f}")
+
+
+if __name__ == "__main__":
+    main()
