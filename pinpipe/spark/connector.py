@@ -52,8 +52,11 @@ def kafka_connector_jars(spark_version: str | None = None) -> list[Path]:
 
 
 def artifact_name(jar: str) -> str:
-    """`kafka-clients-3.9.2.jar` -> `kafka-clients`: the name up to the first `-<digit>`."""
-    return re.split(r"-(?=\d)", jar.removesuffix(".jar"), maxsplit=1)[0]
+    """`kafka-clients-3.9.2.jar` -> `kafka-clients`: the name up to the version (`-<digits>.<digit>`), so
+    `spark-sql-kafka-0-10_2.13-4.2.0.jar` -> `spark-sql-kafka-0-10_2.13`."""
+    stem = jar.removesuffix(".jar")
+    match = re.match(r"^(.+?)-\d+\.\d", stem)
+    return match.group(1) if match else stem
 
 
 def _artifacts_spark_ships() -> set[str]:

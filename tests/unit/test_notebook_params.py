@@ -52,3 +52,32 @@ def test_serverless_can_be_forced_either_way():
 def test_a_serverless_value_that_is_not_a_flag_is_refused():
     with pytest.raises(ValueError, match="serverless must be true, false or auto"):
         notebook_params.resolve(serverless="maybe")
+
+
+def stream_settings():
+    from pinpipe.common.config import get_settings
+
+    return get_settings(kafka_bootstrap_servers="k1:9092,k2:9092", pin_topic="p.pin", geo_topic="p.geo",
+                        user_topic="p.user")
+
+
+def test_stream_defaults_come_from_the_settings_and_stream_data():
+    params = notebook_params.resolve_stream(settings=stream_settings())
+    assert params.bootstrap_servers == "k1:9092,k2:9092"
+    assert params.topics == {"pin": "p.pin", "geo": "p.geo", "user": "p.user"}
+    assert (params.output_dir, params.checkpoint_dir) == ("stream_data/tables", "stream_data/checkpoints")
+    assert (params.trigger, params.max_offsets_per_trigger) == ("availableNow", None)
+
+
+def test_stream_widgets_on_databricks_default_to_a_volume_and_read_what_the_user_typed():
+    dbutils = DbUtils({"trigger": "30 seconds", "max_offsets_per_trigger": "5000", "pin_topic": "mine.pin"})
+    params = notebook_params.resolve_stream(settings=stream_settings(), dbutils=dbutils, on_databricks=True)
+    assert dbutils.widgets.created["output_dir"][0] == "/Volumes/workspace/default/pinterest/stream/tables"
+    assert params.checkpoint_dir == "/Volumes/workspace/default/pinterest/stream/checkpoints"
+    assert (params.trigger, params.max_offsets_per_trigger, params.topics["pin"]) == ("30 seconds", 5000, "mine.pin")
+
+
+@pytest.mark.parametrize("trigger, limit", [("often", None), ("availableNow", "many"), ("10 seconds", "-5")])
+def test_stream_parameters_that_make_no_sense_are_refused(trigger, limit):
+    with pytest.raises(ValueError):
+        notebook_params.resolve_stream(trigger=trigger, max_offsets_per_trigger=limit, settings=stream_settings())

@@ -1,0 +1,31 @@
+"""Which of the Kafka connector's jars are put on Spark's class path."""
+from __future__ import annotations
+
+import pytest
+
+from pinpipe.spark import connector
+
+
+@pytest.mark.parametrize("jar, name", [
+    ("kafka-clients-3.9.2.jar", "kafka-clients"),
+    ("spark-sql-kafka-0-10_2.13-4.2.0.jar", "spark-sql-kafka-0-10_2.13"),
+    ("scala-library-2.13.15.jar", "scala-library"),
+    ("hadoop-client-runtime-3.5.0.jar", "hadoop-client-runtime"),
+])
+def test_artifact_names_drop_the_version(jar, name):
+    assert connector.artifact_name(jar) == name
+
+
+def test_only_jars_spark_lacks_are_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cached = connector.cache_dir("9.9.9")
+    cached.mkdir(parents=True)
+    for jar in ("kafka-clients-3.9.2.jar", "spark-sql-kafka-0-10_2.13-9.9.9.jar", "scala-library-2.13.99.jar"):
+        (cached / jar).touch()
+    (cached / ".complete").touch()
+    spark_home = tmp_path / "spark"
+    (spark_home / "jars").mkdir(parents=True)
+    (spark_home / "jars" / "scala-library-2.13.16.jar").touch()
+    monkeypatch.setenv("SPARK_HOME", str(spark_home))
+    assert [p.name for p in connector.kafka_connector_jars("9.9.9")] == [
+        "kafka-clients-3.9.2.jar", "spark-sql-kafka-0-10_2.13-9.9.9.jar"]
