@@ -278,7 +278,7 @@ class TransactionalBatcher:
                 failed = next((f for f in undelivered if f.is_done), None)
                 raise failed.exception if failed is not None else KafkaTimeoutError(
                     f"{len(undelivered)} records not delivered within {self.settings.delivery_timeout_s:g} s")
-            producer.commit_transaction()
+            end_transaction(producer, commit=True, timeout_s=self.settings.delivery_timeout_s)
             self.transactions += 1
             results = [[Delivered(md.topic, md.partition, md.offset) for md in (f.get(timeout=0) for f in futures)]
                        for futures in sent]
@@ -298,9 +298,9 @@ class TransactionalBatcher:
         if producer is None:
             return
         try:
-            producer.abort_transaction()
+            end_transaction(producer, commit=False, timeout_s=2.0)
         except Exception:
-            pass  # nothing committed; the broker aborts it at transaction timeout or fencing
+            pass  # nothing committed; the next producer's init_transactions fences and aborts it
         try:
             producer.close(timeout=0)
         except Exception:
@@ -309,6 +309,21 @@ class TransactionalBatcher:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=self.settings.delivery_timeout_s + 5)
+
+
+def end_transaction(producer: KafkaProducer, *, commit: bool, timeout_s: float) -> None:
+    """commit_transaction() or abort_transaction(), but bounded: kafka-python waits for the coordinator's answer
+    without a timeout, and after a broker was killed that wait never ended, freezing the transaction thread
+    (every later request answered 503 until shutdown)."""
+    manager, sender = getattr(producer, "_transaction_manager", None), getattr(producer, "_sender", None)
+    if manager is None or sender is None or not hasattr(manager, "begin_commit"):  # another kafka-python layout
+        producer.commit_transaction() if commit else producer.abort_transaction()
+        return
+    result = manager.begin_commit() if commit else manager.begin_abort()
+    sender.wakeup()
+    if not result.wait(timeout_ms=int(timeout_s * 1000)):  # raises the coordinator's error, if it gave one
+        raise KafkaTimeoutError(f"the transaction was not {'committed' if commit else 'aborted'} within "
+                                f"{timeout_s:g} s (is the transaction coordinator's broker down?)")
 
 
 def _outcome_taken(future: asyncio.Future) -> None:

@@ -64,8 +64,9 @@ def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, 
         if process is not None:
             process.join(timeout=EMULATOR_STOP_S)
             if process.is_alive():  # its in-flight retries are bounded; this is the last resort
-                log.error("the emulator did not stop within %d s; terminating it", EMULATOR_STOP_S)
-                process.terminate()
+                log.error("the emulator did not stop within %d s; killing it", EMULATOR_STOP_S)
+                process.kill()  # SIGTERM would only ask it to stop again
+                process.join(timeout=10)
         server.should_exit = True
 
     server = _Server(config, request_exit)

@@ -125,19 +125,34 @@ class Emulator:
         timeout = aiohttp.ClientTimeout(total=60)
         async with aiohttp.ClientSession(cfg.api_url, connector=connector, timeout=timeout) as client:
             posting = [asyncio.create_task(self._poster(client, bodies)) for _ in range(posters)]
-            await asyncio.gather(*(self._reader(keys, started, bodies) for _ in range(readers)))
-            for _ in posting:
-                await bodies.put(None)
-            finishing = asyncio.gather(*posting)
-            if not self.stop.is_set():
-                await finishing  # --count reached: every issued triplet is posted until acknowledged
-            else:
-                try:  # stopped: in-flight triplets may retry for a while, not forever (a broker may be down)
-                    await asyncio.wait_for(finishing, timeout=cfg.stop_grace_s)
-                except (TimeoutError, asyncio.TimeoutError):
+            reading = [asyncio.create_task(self._reader(keys, started, bodies)) for _ in range(readers)]
+
+            async def drain() -> None:  # readers run out of tickets, then the posters empty the queue
+                await asyncio.gather(*reading)
+                for _ in posting:
+                    await bodies.put(None)
+                await asyncio.gather(*posting)
+
+            draining = asyncio.create_task(drain())
+            stopped = asyncio.create_task(self.stop.wait())
+            await asyncio.wait({draining, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not draining.done():
+                # Stopped: in-flight triplets may retry for a while, not forever (a broker or the API may be down,
+                # and then the readers wait for room in the queue too).
+                done, _ = await asyncio.wait({draining}, timeout=cfg.stop_grace_s)
+                if not done:
+                    for task in (*reading, *posting, draining):
+                        task.cancel()
+                    await asyncio.gather(*reading, *posting, draining, return_exceptions=True)
                     log.warning("stopping: %d triplets still unacknowledged after %g s of retries were given up "
                                 "(never acknowledged, so not counted; the poster answered them 503 or not at all)",
                                 self.issued - self.status.acked, cfg.stop_grace_s)
+            if draining.done() and not draining.cancelled() and draining.exception() is not None:
+                for task in (*reading, *posting):  # one failed (a non-retryable answer): the rest stop too
+                    task.cancel()
+                await asyncio.gather(*reading, *posting, return_exceptions=True)
+                raise draining.exception()
         return self.status.acked
 
     def _next_ticket(self) -> int | None:

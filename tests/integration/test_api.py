@@ -212,3 +212,27 @@ def test_sigterm_stops_emulating_finishes_in_flight_and_exits_0(kafka_bootstrap,
     # Every acknowledged triplet is in Kafka, and nothing in flight was dropped on the way out.
     records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
     assert Counter(r.topic for r in records) == {topic: acked for topic in topics.values()}
+
+
+def test_a_stopped_emulator_gives_up_retrying_after_its_grace_period(pg_url):
+    """The API is unreachable, so every post is retried and the readers wait for room in the queue: a stop
+    still ends the run within the grace period (it used to wait forever, and the poster's SIGTERM with it)."""
+    import asyncio
+    import multiprocessing as mp
+
+    from pinpipe.source.emulator import Emulator, EmulatorConfig, EmulatorStatus
+
+    config = EmulatorConfig(database_url=pg_url, api_url=f"http://127.0.0.1:{free_port()}", rate=200,
+                            max_backoff_s=0.2, stop_grace_s=2.0)
+    status = EmulatorStatus(mp.get_context("spawn"))
+
+    async def main():
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(2.0, stop.set)
+        started = time.monotonic()
+        acked = await asyncio.wait_for(Emulator(config, status, stop).run(), timeout=30)
+        return acked, time.monotonic() - started
+
+    acked, seconds = asyncio.run(main())
+    assert acked == 0
+    assert seconds < 2.0 + config.stop_grace_s + 3, seconds
