@@ -1,9 +1,12 @@
 """Shared fixtures: one real Kafka broker and one real PostgreSQL for the whole test session."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -67,12 +70,17 @@ def topics(kafka_bootstrap) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory) -> str:
+def pg_url() -> str:
     """A real embedded PostgreSQL (its own data directory), seeded with the default generator."""
     from pinpipe.source import source_db
     from pinpipe.source.embedded_pg import embedded_url
 
-    url = embedded_url(tmp_path_factory.mktemp("pg") / "pgdata")
+    # Outside pytest's pytest-of-<user> folder: another pytest session on the machine resets that folder to
+    # mode 700, and a server running as its own user (the tests run as root) then loses its data mid-run.
+    root = Path(tempfile.mkdtemp(prefix="pinpipe-test-pg-"))
+    os.chmod(root, 0o755)
+    atexit.register(shutil.rmtree, root, True)  # registered first, so it runs after the wheel stops the server
+    url = embedded_url(root / "pgdata")
     source_db.seed(url, rows=2_000, random_seed=7)
     return url
 
