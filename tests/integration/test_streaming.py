@@ -168,10 +168,14 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
                                    stderr=open(tmp_path / f"stream-{kill}.log", "w"))
             kind, value = POISON[kill]
             producer.send(topics[kind], key=b"poison", value=value)
-            # Killed once it has committed another micro-batch, at a random moment of the next ones: Python and
-            # the JVM that runs the queries, at once (the process group).
-            wait_for_commits(tmp_path / "checkpoints" / "cleaned_pin", commits_done(tmp_path) + 1, job)
-            time.sleep(rng.uniform(0, 2))
+            # Python and the JVM that runs the queries, killed at once (the process group): three times once the
+            # job has committed another micro-batch, at a random moment of the next ones; twice at a random moment
+            # of its start (the session, the queries, the first batch: the checkpoints may be half written).
+            if kill % 2 == 0:
+                wait_for_commits(tmp_path / "checkpoints" / "cleaned_pin", commits_done(tmp_path) + 1, job)
+                time.sleep(rng.uniform(0, 2))
+            else:
+                time.sleep(rng.uniform(4, 20))
             os.killpg(job.pid, signal.SIGKILL)
             job.wait(30)
     finally:
@@ -198,4 +202,4 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
     rejected = [tuple(r) for r in streaming.read_table(spark, config, "rejected")
                 .select("topic", "partition", "offset").collect()]
     assert sorted(rejected) == sorted(poison)
-    assert commits_done(tmp_path) >= 6  # five runs each committed a micro-batch before their kill, then the last
+    assert commits_done(tmp_path) >= 4  # three runs committed a micro-batch before their kill, then the last
