@@ -63,6 +63,14 @@ class StreamParameters:
     max_offsets_per_trigger: int | None
 
 
+def check_trigger(trigger: str) -> str:
+    """availableNow or a processing-time interval ("10 seconds"); anything else is refused here, by name,
+    rather than by Spark once the queries start."""
+    if trigger != "availableNow" and not any(unit in trigger for unit in ("second", "minute", "hour")):
+        raise ValueError(f"trigger must be availableNow or an interval such as '10 seconds', not {trigger!r}")
+    return trigger
+
+
 def resolve_stream(bootstrap_servers=None, pin_topic=None, geo_topic=None, user_topic=None, output_dir=None,
                    checkpoint_dir=None, trigger="availableNow", spark_master="local[*]",
                    max_offsets_per_trigger=None, settings=None, dbutils=None,
@@ -83,9 +91,7 @@ def resolve_stream(bootstrap_servers=None, pin_topic=None, geo_topic=None, user_
         for name, value in values.items():
             dbutils.widgets.text(name, value, name.replace("_", " "))
         values = {name: dbutils.widgets.get(name).strip() for name in values}
-    trigger = values["trigger"]
-    if trigger != "availableNow" and not any(unit in trigger for unit in ("second", "minute", "hour")):
-        raise ValueError(f"trigger must be availableNow or an interval such as '10 seconds', not {trigger!r}")
+    trigger = check_trigger(values["trigger"])
     limit = values["max_offsets_per_trigger"]
     if limit and not limit.isdigit():
         raise ValueError(f"max_offsets_per_trigger must be a positive integer, not {limit!r}")

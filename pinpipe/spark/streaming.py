@@ -176,7 +176,10 @@ def start(spark: SparkSession, config: StreamConfig) -> dict[str, StreamingQuery
 def await_all(queries: dict[str, StreamingQuery], timeout_s: float | None = None) -> None:
     """Wait for availableNow queries to finish; a failed query raises its error here."""
     for query in queries.values():
-        query.awaitTermination(timeout_s) if timeout_s else query.awaitTermination()
+        if timeout_s:
+            query.awaitTermination(timeout_s)
+        else:
+            query.awaitTermination()
 
 
 def stop_all(queries: dict[str, StreamingQuery]) -> None:
@@ -232,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the streaming queries from a shell (the notebook does the same): python -m pinpipe.spark.streaming"""
     from pinpipe.common.config import get_settings
     from pinpipe.common.logs import setup_logging
+    from pinpipe.spark.notebook_params import check_trigger
     from pinpipe.spark.spark_io import get_spark
 
     parser = argparse.ArgumentParser(prog="python -m pinpipe.spark.streaming", description=main.__doc__)
@@ -244,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
     parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
     args = parser.parse_args(argv)
+    try:
+        check_trigger(args.trigger)
+    except ValueError as exc:
+        parser.error(str(exc))
     setup_logging()
     settings = get_settings()
     config = StreamConfig(settings.kafka_bootstrap_servers, dict(settings.topics),
