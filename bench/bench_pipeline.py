@@ -1,0 +1,56 @@
+"""`./run_pipeline.sh` end to end, warm: the first run fills what a fresh clone lacks (venv, Kafka's jars, the
+embedded database), the next ones are timed. Prints each run's stage times as the pipeline reports them, and
+the Spark stage split into the notebook's own cells (from the executed notebook papermill writes):
+the session cell (Spark's start) and the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import time
+
+from pinpipe.common.config import PROJECT_ROOT
+
+
+def notebook_split(executed: str) -> tuple[float, float]:
+    """(seconds in the cell that starts the Spark session, seconds in every other cell) of an executed notebook."""
+    session = rest = 0.0
+    for cell in json.load(open(executed))["cells"]:
+        seconds = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
+        if "get_spark(" in "".join(cell.get("source", "")):
+            session += seconds
+        else:
+            rest += seconds
+    return session, rest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=2, help="timed runs after the warm-up run (default 2)")
+    parser.add_argument("--count", type=int, default=500, help="triplets per run (the pipeline's default, 500)")
+    args = parser.parse_args()
+    batch_dir = os.environ.get("BATCH_DIR", "batch_data")
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}; ./run_pipeline.sh --count {args.count}, "
+          f"1 warm-up run, then {args.runs} timed", flush=True)
+    for run in range(args.runs + 1):
+        started = time.perf_counter()
+        result = subprocess.run(["./run_pipeline.sh", "--count", str(args.count)], cwd=PROJECT_ROOT,
+                                capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"run_pipeline.sh failed (exit {result.returncode}):\n{result.stdout[-3000:]}"
+                             f"{result.stderr[-3000:]}")
+        stages = re.search(r"^\s*time\s+(.*)$", result.stdout, re.M)
+        session, cells = notebook_split(str(PROJECT_ROOT / batch_dir / "report.ipynb"))
+        label = "warm-up" if run == 0 else f"run {run}"
+        print(f"{label:>8}: wall {wall:5.1f} s; stages: {stages.group(1) if stages else '?'}; "
+              f"notebook: session cell {session:.1f} s, other cells {cells:.1f} s   goal (warm): total <= 30 s",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
