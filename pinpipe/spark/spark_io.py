@@ -88,8 +88,9 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
             .config("spark.driver.memory", memory)
             .config("spark.driver.extraJavaOptions", f"-Xms{memory} {JIT_HUGE_METHODS}")  # whole heap at start
             .config("spark.executor.extraJavaOptions", JIT_HUGE_METHODS)  # a cluster's executors
-            # One batch's geo or user columns fit in memory: broadcast them instead of shuffling both sides.
-            .config("spark.sql.autoBroadcastJoinThreshold", "128MB")
+            # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
+            # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.
+            .config("spark.sql.autoBroadcastJoinThreshold", "16MB")
             .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
