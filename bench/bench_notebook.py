@@ -27,6 +27,7 @@ from pinpipe.common import csv_format
 from pinpipe.common.config import PROJECT_ROOT
 from pinpipe.common.records import encode_value_field
 from pinpipe.common.schema import FIELDS, KINDS
+from pinpipe.extraction.batch_store import csv_cell
 from pinpipe.source import datagen
 
 NOTEBOOK = PROJECT_ROOT / "batch_processing_spark.ipynb"
@@ -34,7 +35,7 @@ NOTEBOOK = PROJECT_ROOT / "batch_processing_spark.ipynb"
 
 def write_batch(path: Path, rows: int) -> None:
     """The three batch files of `rows` generated triplets, byte for byte as the extractor writes them (the CSV
-    dialect of batch_store.write_csv), in one pass over the generator and without holding the rows: 5M rows
+    dialect and cells of batch_store.write_csv), in one pass over the generator and without holding the rows: 5M rows
     need no more memory than 500."""
     with contextlib.ExitStack() as files:
         writers = {kind: csv.writer(files.enter_context(open(path / f"{kind}_data.csv", "w", encoding="utf-8",
@@ -43,7 +44,7 @@ def write_batch(path: Path, rows: int) -> None:
             writer.writerow(FIELDS[kind])
         for triplet in datagen.iter_rows(rows, seed=5):
             for writer, row in zip(writers.values(), triplet):
-                writer.writerow(["" if v is None else v for v in map(encode_value_field, row)])
+                writer.writerow([csv_cell(encode_value_field(v)) for v in row])
 
 
 def run_notebook(parameters: dict[str, str]) -> None:

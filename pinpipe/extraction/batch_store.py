@@ -109,7 +109,7 @@ def new_batch_id() -> str:
         time.sleep(0.000_01)
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     # None becomes an unquoted empty field, which Spark reads as null.
     return "" if value is None else value
 
@@ -120,7 +120,7 @@ def write_csv(path: Path, kind: str, triplets: Iterable[Triplet]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, **csv_format.WRITER)
         writer.writerow(columns)
-        writer.writerows([_csv_cell(t[kind].value[name]) for name in columns] for t in triplets)
+        writer.writerows([csv_cell(t[kind].value[name]) for name in columns] for t in triplets)
         handle.flush()
         os.fsync(handle.fileno())
 
