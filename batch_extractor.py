@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="consumer group (default EXTRACTOR_GROUP_ID or pin-batch-extractor)")
     parser.add_argument("--instance-id", default=None,
                         help="static group membership id (EXTRACTOR_INSTANCE_ID): a restart with the same id takes "
-                             "its partitions back at once; give each extractor of a group its own")
+                             "its partitions back at once. Default: one derived from the host, the batch directory "
+                             "and a free slot, stable across restarts; 'dynamic' for a dynamic member (a restart "
+                             "after a crash then waits up to 45 s)")
     parser.add_argument("--batch-dir", type=Path, default=None,
                         help="output directory (default BATCH_DIR or batch_data)")
     parser.add_argument("--verify", action="store_true",

@@ -67,7 +67,8 @@ class Extractor:
         self.settings, self.count, self.batches_wanted = settings, count, batches
         self.timeout_s, self.allow_partial = timeout_s, allow_partial
         self.group_id = group_id or settings.group_id
-        self.instance_id = instance_id or settings.extractor_instance_id  # None: a dynamic member
+        # None: a static member id from a slot of the batch directory; "dynamic": no id (group.py)
+        self.instance_id = instance_id or settings.extractor_instance_id
         self.batch_dir = Path(batch_dir or settings.batch_dir)
         self.stop_event = stop_event or threading.Event()
         self.progress = progress or (lambda complete, count: None)
@@ -81,9 +82,9 @@ class Extractor:
             log.info("removed %d unfinished batch directories left by a crash", len(removed))
         if existing := batch_store.batch_paths(self.batch_dir):  # a crash may have come between rename and publish
             batch_store.publish(self.batch_dir, existing[-1])
-        log.info("joining consumer group %s%s", self.group_id,
-                 f" as static member {self.instance_id}" if self.instance_id else "")
         member = GroupMember(self.settings, self.group_id, self.instance_id, self.batch_dir, self.ledger)
+        log.info("joining consumer group %s %s", self.group_id,
+                 f"as static member {member.instance_id}" if member.instance_id else "as a dynamic member")
         try:
             self._loop(member, result)
             result.pending = len(self.aligner.pending)

@@ -1,15 +1,21 @@
-"""The extractor's place in its consumer group: the consumer itself (read_committed, range
-assignment), positioning each assigned partition from the manifests through the ledger, and revocations."""
+"""The extractor's place in its consumer group: its static member id, the consumer itself (read_committed,
+range assignment), positioning each assigned partition from the manifests through the ledger, and revocations."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import itertools
 import logging
+import re
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer
+from kafka.admin import MemberToRemove
 from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
@@ -20,11 +26,14 @@ from pinpipe.extraction.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
-# A member that stops heartbeating (a killed extractor) is dropped after kafka-python's session timeout
-# (45 s). A restart with the same --instance-id (static membership) takes the partitions back at once instead.
-# Static membership by default, shorter session and rebalance timeouts, and a topic check before joining all
-# stalled groups now and then with kafka-python 3.0 in our tests, so the defaults stay.
+# A member that stops heartbeating (a killed extractor) is dropped after kafka-python's session timeout (45 s).
+# Extractors are static members by default (see MemberSlot), so a restart after a crash takes the dead
+# member's place, and its partitions, at once instead; a dynamic member (--instance-id dynamic) waits.
+# A 10 s session would bound the dynamic wait near 15 s, but shorter session and rebalance timeouts stalled
+# groups now and then with kafka-python 3.0 in our tests, so that default stays.
 SESSION_TIMEOUT_S = 45
+DYNAMIC = "dynamic"  # the --instance-id (EXTRACTOR_INSTANCE_ID) that asks for a dynamic member
+SLOTS_DIR = ".members"  # under the batch directory: one lock file per extractor slot
 
 # A group leader whose metadata does not know the topics yet assigns nothing to anyone, and kafka-python may
 # not notice (dpkp/kafka-python#2377; seen here after a rolling restart). An empty assignment that lasts this
@@ -56,8 +65,8 @@ class GroupJoinTimeout(KafkaTimeoutError):
             member = f" (instance {instance_id})" if instance_id else ""
             text = (f"the broker at {bootstrap} answers, but consumer group '{group_id}' assigned this extractor"
                     f"{member} no partitions within {waited_s:g} s: the group is waiting for its other members to "
-                    f"rejoin or to time out ({SESSION_TIMEOUT_S} s for a dead one; give extractors a stable "
-                    "--instance-id to resume at once). "
+                    f"rejoin or to time out (a dead member is dropped {SESSION_TIMEOUT_S} s after its last "
+                    "heartbeat, unless an extractor with its instance id takes its place). "
                     f"See who is in it with kafka-consumer-groups.sh --bootstrap-server {bootstrap} --describe "
                     f"--group {group_id} --members; start again in a moment, stop extractors of this group that "
                     "hold partitions without working, or use another --group-id")
@@ -66,6 +75,43 @@ class GroupJoinTimeout(KafkaTimeoutError):
                     "running (./start_kafka.sh) and KAFKA_BOOTSTRAP_SERVERS right?")
         self.text = text  # the sentence for the person at the terminal (str() adds the class name)
         super().__init__(text)
+
+
+class MemberSlot:
+    """The static member id of an extractor that was not given one: the lowest free slot N of its group in its
+    batch directory on this host, held by an exclusive lock on `.members/<group>.<N>.lock` for the life of the
+    process. The kernel drops the lock when the process dies, SIGKILL included, so a restart after a crash
+    finds the same slot free and rejoins as the same member; extractors running side by side hold different
+    slots, so none fences another. The id names the host, the batch directory (a hash) and the slot."""
+
+    def __init__(self, group_id: str, batch_dir: Path):
+        slots = batch_dir / SLOTS_DIR
+        slots.mkdir(parents=True, exist_ok=True)
+        host = socket.gethostname()
+        where = hashlib.sha256(f"{host}:{batch_dir.resolve()}".encode()).hexdigest()[:8]
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", group_id)
+        for n in itertools.count():
+            lock: IO = open(slots / f"{stem}.{n}.lock", "a")  # noqa: SIM115  (held until release())
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another extractor of this group and directory holds it
+                lock.close()
+                continue
+            self.number, self.instance_id, self._lock = n, f"extractor-{host}-{where}-{n}", lock
+            return
+
+    def release(self) -> None:
+        self._lock.close()
+
+
+def member_id_for(requested: str | None, group_id: str, batch_dir: Path) -> tuple[str | None, MemberSlot | None]:
+    """The group.instance.id to join with: the one asked for, none for 'dynamic', else a slot's."""
+    if requested == DYNAMIC:
+        return None, None
+    if requested:
+        return requested, None
+    slot = MemberSlot(group_id, batch_dir)
+    return slot.instance_id, slot
 
 
 @dataclass(frozen=True)
@@ -79,8 +125,9 @@ class GroupMember(ConsumerRebalanceListener):
     """One member of the extractor group: `poll()` hands out records only of partitions the ledger has
     positioned, and says when partitions were revoked."""
 
-    def __init__(self, settings: Settings, group_id: str, instance_id: str | None, batch_dir: Path, ledger: Ledger):
-        self.settings, self.group_id, self.instance_id = settings, group_id, instance_id
+    def __init__(self, settings: Settings, group_id: str, requested_id: str | None, batch_dir: Path, ledger: Ledger):
+        self.instance_id, self._slot = member_id_for(requested_id, group_id, batch_dir)
+        self.settings, self.group_id = settings, group_id
         self.batch_dir, self.ledger = batch_dir, ledger
         self.joining = True  # until the group assigns partitions (again, after a revocation)
         self._to_position: set[TopicPartition] = set()
@@ -90,7 +137,7 @@ class GroupMember(ConsumerRebalanceListener):
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=group_id,
-            group_instance_id=instance_id,  # None: a dynamic member (see SESSION_TIMEOUT_S)
+            group_instance_id=self.instance_id,  # None: a dynamic member (see SESSION_TIMEOUT_S)
             client_id=f"batch-extractor-{group_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -186,4 +233,30 @@ class GroupMember(ConsumerRebalanceListener):
         return GroupJoinTimeout(self.group_id, self.instance_id, waited_s, reachable(bootstrap), bootstrap)
 
     def close(self) -> None:
-        self.consumer.close(autocommit=False)
+        """Close the consumer. A static member does not leave its group on close (that is what lets a restart
+        after a crash take its place at once), so a process that gets here, alive, removes itself: other
+        members of the group take its partitions now rather than after the session timeout."""
+        try:
+            self.consumer.close(autocommit=False)
+            if self.instance_id:
+                self._leave()
+        finally:
+            if self._slot is not None:
+                self._slot.release()
+
+    def _leave(self) -> None:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                                     client_id=f"batch-extractor-{self.group_id}", request_timeout_ms=5000)
+        except KafkaError as exc:
+            log.info("could not leave consumer group %s (%s); its partitions move after %d s", self.group_id, exc,
+                     SESSION_TIMEOUT_S)
+            return
+        try:
+            result = admin.remove_group_members(self.group_id, [MemberToRemove(group_instance_id=self.instance_id)])
+            log.debug("left consumer group %s as %s: %s", self.group_id, self.instance_id, result)
+        except KafkaError as exc:
+            log.info("could not leave consumer group %s (%s); its partitions move after %d s", self.group_id, exc,
+                     SESSION_TIMEOUT_S)
+        finally:
+            admin.close()

@@ -142,7 +142,7 @@ def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap,
 
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
            "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path),
-           "EXTRACTOR_GROUP_ID": f"crash-{topics['pin']}", "EXTRACTOR_INSTANCE_ID": "crash-test"}
+           "EXTRACTOR_GROUP_ID": f"crash-{topics['pin']}"}  # static members by default (group.py)
     command = [sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "97", "--batches", "0",
                "--timeout", "4", "--no-progress"]
     producer_thread = threading.Thread(target=produce)
@@ -300,3 +300,33 @@ def test_a_leader_that_assigned_nothing_from_stale_metadata_is_asked_to_rejoin(k
     assert len(calls) >= 2  # assigned nothing, then again after the rejoin
     assert [m.rows for m in run.batches] == [40]
     assert sorted(i for batch in written_idx_per_batch(tmp_path) for i in batch) == list(range(40))
+
+
+def test_extractors_are_static_members_that_leave_the_group_on_a_clean_exit(kafka_bootstrap, topics, tmp_path):
+    from kafka.admin import KafkaAdminClient
+
+    from pinpipe.extraction.group import MemberSlot
+
+    send_all(make_producer(kafka_bootstrap), topics, triplet_rows(40, seed=8))
+    group = f"static-{topics['pin']}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    seen, result = [], {}
+    runner = threading.Thread(target=lambda: result.update(run=run_extractor(
+        settings_for(kafka_bootstrap, topics, tmp_path), group_id_override=group, count=40, batches=0, timeout_s=5)))
+    try:
+        runner.start()
+        deadline = time.monotonic() + 30
+        while runner.is_alive() and not seen and time.monotonic() < deadline:
+            seen = [m["group_instance_id"] for m in admin.describe_groups([group])[group]["members"]]
+            time.sleep(0.2)
+        runner.join(timeout=60)
+        assert not runner.is_alive()
+        after = admin.describe_groups([group])[group]
+    finally:
+        admin.close()
+    expected = MemberSlot(group, tmp_path)  # the slot the extractor held, free again now that it has stopped
+    expected.release()
+    assert seen == [expected.instance_id]
+    # A static member is kept for its session (45 s) unless it leaves: a clean exit hands its partitions back.
+    assert after["members"] == [] and after["group_state"] == "Empty", after
+    assert [m.rows for m in result["run"].batches] == [40]

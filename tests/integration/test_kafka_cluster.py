@@ -279,8 +279,8 @@ def test_extractor_crash_loop_resumes_within_the_bound(cluster, cluster_topics, 
     producer.flush()
     producer.close()
     assert not [f for f in futures if f.failed()]
-    # A stable instance id (static membership): what README says to use for prompt restarts.
-    env = pipeline_env(cluster, cluster_topics, tmp_path / "batches", EXTRACTOR_INSTANCE_ID="crash-loop")
+    # No instance id given: the default (a static member id from the batch directory's slot) must be prompt.
+    env = pipeline_env(cluster, cluster_topics, tmp_path / "batches")
     command = [sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "50", "--batches", "0",
                "--timeout", "5", "--allow-partial", "--no-progress"]
     for n in range(6):  # a supervisor restarting a process that keeps dying, some of them mid-join
@@ -290,12 +290,14 @@ def test_extractor_crash_loop_resumes_within_the_bound(cluster, cluster_topics, 
         proc.wait()
     died = time.monotonic()
     final = subprocess.Popen([*command, "-v"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    resumed = None
+    resumed, joined_as = None, ""
     for line in final.stderr:
+        joined_as = joined_as or ("static member extractor-" in line and line)
         if resumed is None and " assigned " in line and "nothing" not in line:
             resumed = time.monotonic() - died
     final.wait(timeout=300)
     assert final.returncode == 0
+    assert joined_as, "the extractor did not join as a static member by default"
     assert resumed is not None and resumed <= RESUME_BOUND_S, resumed
     batch_dir = tmp_path / "batches"
     assert batch_store.verify(batch_dir) == []
