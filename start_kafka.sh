@@ -23,7 +23,14 @@ locate_kafka() {
         return
     fi
     if [[ ! -f "$KAFKA_CACHE_DIR/libs/.complete" ]]; then
-        fetch_kafka
+        # One fetch at a time (several brokers or test workers may start at once on a fresh machine); whoever
+        # waited finds the jars complete.
+        mkdir -p "$KAFKA_CACHE_DIR"
+        local lock_fd
+        exec {lock_fd}>"$KAFKA_CACHE_DIR/.fetch.lock"
+        if command -v flock >/dev/null 2>&1; then flock "$lock_fd"; fi
+        [[ -f "$KAFKA_CACHE_DIR/libs/.complete" ]] || fetch_kafka
+        exec {lock_fd}>&-
     fi
     KAFKA_CLASSPATH="$KAFKA_CACHE_DIR/libs/*"
 }

@@ -13,17 +13,23 @@ import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
 
-TEST_KAFKA_PORT = int(os.environ.get("TEST_KAFKA_PORT", "19092"))
+# run_tests.sh runs the suite on pytest-xdist workers (gw0, gw1, ...): each has its own broker, PostgreSQL and
+# Spark session, and its own block of ports (every fixed port of the tests is TEST_KAFKA_PORT plus < 2000).
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+TEST_KAFKA_PORT = int(os.environ.get("TEST_KAFKA_PORT", "19092")) + 2000 * WORKER
 TEST_KAFKA_CONTROLLER_PORT = TEST_KAFKA_PORT + 1
 
 
 def pytest_collection_modifyitems(items):
-    # Tests under tests/unit are unit tests; everything else talks to a real service.
     for item in items:
+        # Tests under tests/unit are unit tests; everything else talks to a real service.
         if "tests/unit/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.unit)
         else:
             item.add_marker(pytest.mark.integration)
+        # Tests of the shared Spark session run on one worker (with --dist loadgroup), so it starts once.
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("spark"))
 
 
 def kafka_env(state_dir: Path, port: int, **extra: str) -> dict[str, str]:

@@ -2,6 +2,7 @@
 Central with `mvn`, like Kafka's own, and cached per Spark version. Databricks has the connector built in."""
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -45,7 +46,11 @@ def kafka_connector_jars(spark_version: str | None = None) -> list[Path]:
         spark_version = pyspark.__version__
     target = cache_dir(spark_version)
     if not (target / ".complete").exists():
-        _fetch(spark_version, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.with_name(target.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one fetch at a time; whoever waited finds it complete
+            if not (target / ".complete").exists():
+                _fetch(spark_version, target)
     shipped = _artifacts_spark_ships()
     # Only what Spark lacks: a second scala-library or hadoop-client on the classpath is asking for trouble.
     return sorted(jar for jar in target.glob("*.jar") if artifact_name(jar.name) not in shipped)
