@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="give up after this many seconds without new records (default 60)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="on timeout, write the complete triplets there are instead of failing")
+    parser.add_argument("--until-end", action="store_true",
+                        help="stop at the end of the topics (what they held when the partitions were assigned) "
+                             "instead of waiting --timeout for more; with --allow-partial, write what is complete")
     parser.add_argument("--group-id", default=None,
                         help="consumer group (default EXTRACTOR_GROUP_ID or pin-batch-extractor)")
     parser.add_argument("--instance-id", default=None,
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     bar = progress_bar(args.count) if not args.no_progress and sys.stderr.isatty() else None
     extractor = Extractor(settings, count=args.count, batches=args.batches, timeout_s=args.timeout,
                           allow_partial=args.allow_partial, group_id=args.group_id, stop_event=stop,
-                          instance_id=args.instance_id, progress=bar)
+                          instance_id=args.instance_id, progress=bar, until_end=args.until_end)
     try:
         result = extractor.run()
     except GroupJoinTimeout as exc:
@@ -106,12 +109,12 @@ def stop_message(result: ExtractResult, args: argparse.Namespace) -> str:
     if result.stop == "interrupted":
         return (f"interrupted: {result.complete_unwritten} complete triplets were not written; their offsets are "
                 "not committed, so the next run re-reads them")
+    why = "at the end of the topics" if result.at_end else f"no new records for {args.timeout:g} s"
     if result.stop == "not_enough":
-        return (f"no new records for {args.timeout:g} s: only {result.complete_unwritten} of {args.count} triplets "
-                "are complete, so no batch was written (offsets not committed; use --allow-partial to write what "
-                "there is)")
+        return (f"{why}: only {result.complete_unwritten} of {args.count} triplets are complete, so no batch was "
+                "written (offsets not committed; use --allow-partial to write what there is)")
     if result.stop == "idle":
-        return f"no new records for {args.timeout:g} s; nothing more to write"
+        return f"{why}; nothing more to write"
     return ""
 
 

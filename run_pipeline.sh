@@ -94,8 +94,9 @@ stage poster "$LOG_DIR/poster.log" $PY data_poster.py --count "$COUNT" --rate "$
 POSTED="$(sed -n 's/^triplets acknowledged by Kafka: \([0-9]*\)$/\1/p' "$LOG_DIR/poster.log" | tail -n 1)"
 
 # Everything is in Kafka by now. The emulator samples with replacement, so N posts hold fewer than N
-# distinct idx: the batch is every complete triplet there is (--allow-partial), repeats counted as duplicates.
-stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$COUNT" --timeout 5 --allow-partial --no-progress
+# distinct idx: the batch is every complete triplet there is (--allow-partial), repeats counted as duplicates;
+# --until-end stops at the end of the topics instead of waiting out --timeout.
+stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$COUNT" --timeout 5 --allow-partial --until-end --no-progress
 
 stage spark "$LOG_DIR/notebook.log" $PY -m papermill batch_processing_spark.ipynb "$BATCH_DIR/report.ipynb" \
     -p input_dir "$BATCH_DIR" -p output_dir "$BATCH_DIR/results" --log-level WARNING --no-progress-bar

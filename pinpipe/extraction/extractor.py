@@ -44,6 +44,7 @@ class ExtractResult:
     # done | partial (idle: wrote what there was) | idle (nothing more to write) | not_enough (idle, no batch) |
     # interrupted (stopped by a signal, nothing half-written)
     stop: str = "done"
+    at_end: bool = False  # it stopped at the end of its partitions (until_end), not after timeout_s idle
 
     @property
     def rows(self) -> int:
@@ -61,11 +62,14 @@ class Extractor:
     def __init__(self, settings: Settings, *, count: int = 500, batches: int = 1, timeout_s: float = 60.0,
                  allow_partial: bool = False, group_id: str | None = None, batch_dir: Path | None = None,
                  stop_event: threading.Event | None = None, instance_id: str | None = None,
-                 progress: Callable[[int, int], None] | None = None):
+                 progress: Callable[[int, int], None] | None = None, until_end: bool = False):
         if count < 1:
             raise ValueError("count must be a positive integer")
         self.settings, self.count, self.batches_wanted = settings, count, batches
         self.timeout_s, self.allow_partial = timeout_s, allow_partial
+        # until_end: stop (as if idle) once every assigned partition is read up to where its log ended when it
+        # was assigned, instead of waiting timeout_s for records that are not coming.
+        self.until_end = until_end
         self.group_id = group_id or settings.group_id
         # None: a static member id from a slot of the batch directory; "dynamic": no id (group.py)
         self.instance_id = instance_id or settings.extractor_instance_id
@@ -107,6 +111,9 @@ class Extractor:
                 if member.joining and waited > join_wait:  # (re)joining the group is not "no data"...
                     raise member.join_timeout(join_wait)
                 if not member.joining and waited > self.timeout_s:  # ...but this is
+                    return self._idle(member, result)
+                if self.until_end and not member.joining and member.at_end():
+                    result.at_end = True
                     return self._idle(member, result)
                 continue
             last_progress = time.monotonic()
@@ -168,7 +175,9 @@ class Extractor:
         """No new records for `timeout_s`: write what there is if allowed, else stop without a batch."""
         complete = len(self.aligner.complete)
         if self.allow_partial and complete:
-            log.info("no new records for %.0f s: writing a partial batch of %d triplets", self.timeout_s, complete)
+            log.info("%s: writing a partial batch of %d triplets",
+                     "at the end of the partitions" if result.at_end else f"no new records for {self.timeout_s:g} s",
+                     complete)
             self._write_batch(member, result)
             result.stop = "partial"
             return

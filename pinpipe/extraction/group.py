@@ -134,6 +134,7 @@ class GroupMember(ConsumerRebalanceListener):
         self._empty_since: float | None = None  # when the group last assigned this member nothing
         self._empty_retries = 0
         self._revoked = threading.Event()
+        self._ends: dict[TopicPartition, int] = {}  # where each assigned partition's log ended when assigned
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=group_id,
@@ -217,8 +218,15 @@ class GroupMember(ConsumerRebalanceListener):
                             point.commit_offset)
             start = committed if committed is not None else beginnings.get(tp, 0)
             self.consumer.seek(tp, self.ledger.resume(tp, point, start))
+        self._ends = self.consumer.end_offsets(list(assigned))  # read_committed: the last stable offsets
         self.consumer.resume(*assigned)
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "nothing")
+
+    def at_end(self) -> bool:
+        """Every assigned partition is read up to where its log ended when it was assigned."""
+        assigned = self.consumer.assignment()
+        return bool(assigned) and all(tp in self._ends and self.consumer.position(tp) >= self._ends[tp]
+                                      for tp in assigned)
 
     def commit(self, commits: dict, batch_id: str) -> None:
         """Commit after a batch is on disk; a failure is repaired from the manifest on the next start."""

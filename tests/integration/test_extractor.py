@@ -304,6 +304,7 @@ def test_a_leader_that_assigned_nothing_from_stale_metadata_is_asked_to_rejoin(k
 
 def test_extractors_are_static_members_that_leave_the_group_on_a_clean_exit(kafka_bootstrap, topics, tmp_path):
     from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
 
     from pinpipe.extraction.group import MemberSlot
 
@@ -317,7 +318,10 @@ def test_extractors_are_static_members_that_leave_the_group_on_a_clean_exit(kafk
         runner.start()
         deadline = time.monotonic() + 30
         while runner.is_alive() and not seen and time.monotonic() < deadline:
-            seen = [m["group_instance_id"] for m in admin.describe_groups([group])[group]["members"]]
+            try:
+                seen = [m["group_instance_id"] for m in admin.describe_groups([group])[group]["members"]]
+            except KafkaError:  # the group's coordinator is not ready yet (a fresh broker's offsets topic)
+                pass
             time.sleep(0.2)
         runner.join(timeout=60)
         assert not runner.is_alive()
@@ -330,3 +334,27 @@ def test_extractors_are_static_members_that_leave_the_group_on_a_clean_exit(kafk
     # A static member is kept for its session (45 s) unless it leaves: a clean exit hands its partitions back.
     assert after["members"] == [] and after["group_state"] == "Empty", after
     assert [m.rows for m in result["run"].batches] == [40]
+
+
+def test_until_end_stops_at_the_end_of_the_topics_instead_of_waiting_for_the_timeout(kafka_bootstrap, topics,
+                                                                                      tmp_path):
+    rows = triplet_rows(40, seed=9)
+    producer = make_producer(kafka_bootstrap)
+    send_all(producer, topics, rows)
+    for idx in range(1000, 1005):  # pins whose geo and user never come: pending, not written
+        send(producer, topics, "pin", {**rows[0]["pin"], "idx": idx})
+    producer.flush()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
+           "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path),
+           "EXTRACTOR_GROUP_ID": f"end-{topics['pin']}"}
+    command = [sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "1000", "--timeout", "600",
+               "--until-end", "--no-progress"]
+    # Not enough for a batch: it says so at the end of the topics (a 600 s idle wait would time this run out).
+    short = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert short.returncode == EXIT_NOT_ENOUGH_DATA, short.stderr
+    assert "at the end of the topics: only 40 of 1000 triplets are complete" in short.stderr
+    assert not (tmp_path / "batches").exists()
+    run = subprocess.run([*command, "--allow-partial"], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "pending: 5" in run.stdout
+    assert sorted(i for batch in written_idx_per_batch(tmp_path) for i in batch) == list(range(40))
