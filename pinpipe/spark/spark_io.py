@@ -36,6 +36,39 @@ CSV_OPTIONS = {**csv_format.SPARK, "multiLine": "true", "mode": "PERMISSIVE", "i
 # Whole-stage code generation puts a cleaning select's every column into one Java method, far beyond the 8,000
 # bytes of bytecode HotSpot compiles by default: left interpreted, cleaning the pins took 2.5x as long.
 JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
+# HotSpot's optimising compiler (C2) pays for itself only on large inputs: below SMALL_INPUT_BYTES of CSV a new
+# JVM compiles with C1 alone. Measured on 2 cores (README, "This round: speed"): the notebook after session start
+# 29.3 -> 19.4 s on 500 rows, 29.7 -> 21.3 s on 10k, 38.3 -> 32.3 s on 100k (44 MB); 1M rows (519 MB) was slower
+# with C1 alone (92.6 -> 106.8 s).
+QUICK_JIT = "-XX:TieredStopAtLevel=1"
+SMALL_INPUT_BYTES = 100 * 1024 * 1024
+
+
+def jit_options(input_bytes: int | None) -> str:
+    """The JIT flags of a new driver or executor JVM that will process `input_bytes` of CSV (None: unknown,
+    treated as large)."""
+    quick = input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
+    return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if quick else JIT_HUGE_METHODS
+
+
+def batch_bytes(input_dir: str) -> int | None:
+    """The size of a batch's three CSV files (or part-file folders) when the driver can read them; else None."""
+    try:
+        location = locations.resolve(str(input_dir), on_databricks())
+    except locations.LocationError:
+        return None
+    if location.local is None:
+        return None
+    total = 0
+    for name in CSV_FILES.values():
+        path = Path(location.local) / name
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            total += sum(part.stat().st_size for part in path.rglob("*") if part.is_file())
+        else:
+            return None
+    return total
 
 
 def on_databricks() -> bool:
@@ -60,7 +93,7 @@ def spark_major(spark: SparkSession) -> int:
 
 def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
               existing: SparkSession | None = None, serverless: bool | None = None,
-              kafka: bool = False) -> SparkSession:
+              kafka: bool = False, input_bytes: int | None = None) -> SparkSession:
     """`existing` (the `spark` Databricks provides), else the active session, else a new one on `master`:
     `local[N]`, `spark://host:port` (a standalone cluster) or `sc://host:port` (a Spark Connect server).
 
@@ -68,7 +101,8 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
     default) nothing else is set: it runs with ANSI on and refuses most settings. SPARK_DRIVER_MEMORY (default
     4g) sizes a local JVM's heap, all of it reserved at start: 1,000,000 pins do not fit in Spark's 1g default.
     `kafka`: a new local or cluster session gets Spark's Kafka source (connector.py; Databricks has it built in,
-    and a Spark Connect server needs it on its own class path).
+    and a Spark Connect server needs it on its own class path). `input_bytes` (see batch_bytes): a new JVM for a
+    small input compiles with C1 only (jit_options).
     """
     serverless = on_serverless() if serverless is None else serverless
     spark = existing or SparkSession.getActiveSession()
@@ -86,8 +120,8 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         spark = (
             builder.master(master).appName(app_name)
             .config("spark.driver.memory", memory)
-            .config("spark.driver.extraJavaOptions", f"-Xms{memory} {JIT_HUGE_METHODS}")  # whole heap at start
-            .config("spark.executor.extraJavaOptions", JIT_HUGE_METHODS)  # a cluster's executors
+            .config("spark.driver.extraJavaOptions", f"-Xms{memory} {jit_options(input_bytes)}")  # heap at start
+            .config("spark.executor.extraJavaOptions", jit_options(input_bytes))  # a cluster's executors
             # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
             # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.
             .config("spark.sql.autoBroadcastJoinThreshold", "16MB")

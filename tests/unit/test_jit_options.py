@@ -1,0 +1,24 @@
+"""Which JIT a new Spark JVM gets, by the size of the batch it will process."""
+from __future__ import annotations
+
+from pinpipe.spark.spark_io import JIT_HUGE_METHODS, QUICK_JIT, SMALL_INPUT_BYTES, batch_bytes, jit_options
+
+
+def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compiler():
+    assert SMALL_INPUT_BYTES == 100 * 1024 * 1024
+    assert jit_options(0).split() == [JIT_HUGE_METHODS, QUICK_JIT]
+    assert jit_options(100 * 1024 * 1024 - 1).split() == [JIT_HUGE_METHODS, QUICK_JIT]
+    assert jit_options(100 * 1024 * 1024).split() == [JIT_HUGE_METHODS]
+    assert jit_options(None).split() == [JIT_HUGE_METHODS]
+
+
+def test_batch_bytes_adds_up_the_three_files_and_part_file_folders(tmp_path):
+    (tmp_path / "pin_data.csv").write_bytes(b"x" * 10)
+    (tmp_path / "geo_data.csv").write_bytes(b"x" * 20)
+    assert batch_bytes(str(tmp_path)) is None  # user_data.csv missing: size unknown
+    parts = tmp_path / "user_data.csv"
+    parts.mkdir()
+    (parts / "part-0.csv").write_bytes(b"x" * 300)
+    (parts / "sub").mkdir()
+    (parts / "sub" / "part-1.csv").write_bytes(b"x" * 4000)
+    assert batch_bytes(str(tmp_path)) == 10 + 20 + 300 + 4000
