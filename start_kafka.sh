@@ -250,22 +250,29 @@ wait_until_ready() {  # node $1 of a cluster of $2
     done
 }
 
+describe_topics() {  # $1: bootstrap list; "Topic: <name> ... PartitionCount: <n>" lines of the three topics
+    local pattern
+    pattern="$(printf '%s\n' "$PIN_TOPIC" "$GEO_TOPIC" "$USER_TOPIC" | sed 's/[][\.*^$+?(){}|/]/\\&/g' | paste -sd '|')"
+    run_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$1" --describe --topic "^($pattern)\$" 2>/dev/null \
+        | grep 'PartitionCount' || true
+}
+
+partition_count() {  # $1: topic, $2: describe_topics output
+    awk -v t="$1" '$1 == "Topic:" && $2 == t { for (i = 1; i < NF; i++) if ($i == "PartitionCount:") print $(i + 1) }' <<<"$2"
+}
+
 create_topics() {  # on a cluster of $1 brokers: min($1, 3) replicas, min.insync.replicas 2 with three
     # One JVM describes all three topics (none when every node was formatted just now: there are none); only
-    # the missing ones are created, a JVM each, in parallel. A restart with the topics there, the usual case,
-    # costs one tool start (~2 s) instead of six.
-    local brokers="$1" topic job jobs=() failed=0 replicas min_isr bootstrap pattern described count
+    # the missing ones are created, a JVM each, in parallel, and then described until the brokers serve them
+    # (a topic the controller has created may not be in a broker's metadata yet). A restart with the topics
+    # there, the usual case, costs one tool start (~2 s) instead of six.
+    local brokers="$1" topic job jobs=() failed=0 replicas min_isr bootstrap described="" count created=() tries
     replicas=$(( brokers < 3 ? brokers : 3 ))
     min_isr=$(( replicas >= 3 ? 2 : 1 ))
     bootstrap="$(bootstrap_list "$brokers")"
-    pattern="$(printf '%s\n' "$PIN_TOPIC" "$GEO_TOPIC" "$USER_TOPIC" | sed 's/[][\.*^$+?(){}|/]/\\&/g' | paste -sd '|')"
-    described=""
-    if (( FORMATTED < brokers )); then
-        described="$(run_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
-            --describe --topic "^($pattern)\$" 2>/dev/null | grep 'PartitionCount' || true)"
-    fi
+    (( FORMATTED < brokers )) && described="$(describe_topics "$bootstrap")"
     for topic in "$PIN_TOPIC" "$GEO_TOPIC" "$USER_TOPIC"; do
-        count="$(awk -v t="$topic" '$1 == "Topic:" && $2 == t { for (i = 1; i < NF; i++) if ($i == "PartitionCount:") print $(i + 1) }' <<<"$described")"
+        count="$(partition_count "$topic" "$described")"
         if [[ -n "$count" ]]; then  # an existing topic with another partition count breaks co-partitioning by key
             [[ "$count" == "$KAFKA_PARTITIONS" ]] \
                 || say "warning: topic $topic has $count partitions, not KAFKA_PARTITIONS=$KAFKA_PARTITIONS; the three topics must have equal counts" >&2
@@ -276,9 +283,20 @@ create_topics() {  # on a cluster of $1 brokers: min($1, 3) replicas, min.insync
             --replication-factor "$replicas" --config "min.insync.replicas=$min_isr" \
             > "$KAFKA_STATE_DIR/topic-$topic.log" 2>&1 &
         jobs+=("$!")
+        created+=("$topic")
     done
     for job in ${jobs[@]+"${jobs[@]}"}; do wait "$job" || failed=1; done
     (( failed == 0 )) || { cat "$KAFKA_STATE_DIR"/topic-*.log >&2; die "creating the topics failed"; }
+    (( ${#created[@]} )) || return 0
+    for (( tries = 1; ; tries++ )); do
+        (( tries <= 10 )) || die "topics ${created[*]} were created but the brokers do not list them; see $KAFKA_STATE_DIR/topic-*.log and the server logs"
+        (( tries == 1 )) || sleep 0.5
+        described="$(describe_topics "$bootstrap")"
+        for topic in "${created[@]}"; do
+            [[ -n "$(partition_count "$topic" "$described")" ]] || continue 2
+        done
+        return 0
+    done
 }
 
 usage() {

@@ -253,9 +253,14 @@ class GroupMember(ConsumerRebalanceListener):
                 self._slot.release()
 
     def _leave(self) -> None:
+        bootstrap = self.settings.kafka_bootstrap_servers
+        if not reachable(bootstrap, timeout_s=1.0):  # no broker to tell: do not wait out the client's timeouts
+            log.info("could not leave consumer group %s (no broker reachable at %s); its partitions move after %d s",
+                     self.group_id, bootstrap, SESSION_TIMEOUT_S)
+            return
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                                     client_id=f"batch-extractor-{self.group_id}", request_timeout_ms=5000)
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"batch-extractor-{self.group_id}",
+                                     request_timeout_ms=5000, bootstrap_timeout_ms=5000)
         except KafkaError as exc:
             log.info("could not leave consumer group %s (%s); its partitions move after %d s", self.group_id, exc,
                      SESSION_TIMEOUT_S)
