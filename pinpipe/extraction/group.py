@@ -135,11 +135,21 @@ class GroupMember(ConsumerRebalanceListener):
         self._empty_retries = 0
         self._revoked = threading.Event()
         self._ends: dict[TopicPartition, int] = {}  # where each assigned partition's log ended when assigned
-        self.consumer = KafkaConsumer(
+        try:
+            self.consumer = self._consumer()
+        except BaseException:
+            if self._slot is not None:
+                self._slot.release()  # the slot is free for the next try at once, not when this object is collected
+            raise
+        self.consumer.subscribe(list(settings.kind_by_topic), listener=self)
+
+    def _consumer(self) -> KafkaConsumer:
+        settings = self.settings
+        return KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=group_id,
+            group_id=self.group_id,
             group_instance_id=self.instance_id,  # None: a dynamic member (see SESSION_TIMEOUT_S)
-            client_id=f"batch-extractor-{group_id}",
+            client_id=f"batch-extractor-{self.group_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -150,7 +160,6 @@ class GroupMember(ConsumerRebalanceListener):
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
-        self.consumer.subscribe(list(settings.kind_by_topic), listener=self)
 
     # The listener runs on the client's IO thread, concurrently with the loop, and must not block: it only
     # notes what happened; poll() acts on it from the loop's thread.
