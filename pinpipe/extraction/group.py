@@ -264,21 +264,20 @@ class GroupMember(ConsumerRebalanceListener):
     def _leave(self) -> None:
         bootstrap = self.settings.kafka_bootstrap_servers
         if not reachable(bootstrap, timeout_s=1.0):  # no broker to tell: do not wait out the client's timeouts
-            log.info("could not leave consumer group %s (no broker reachable at %s); its partitions move after %d s",
-                     self.group_id, bootstrap, SESSION_TIMEOUT_S)
-            return
+            return self._could_not_leave(f"no broker reachable at {bootstrap}")
         try:
             admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"batch-extractor-{self.group_id}",
                                      request_timeout_ms=5000, bootstrap_timeout_ms=5000)
         except KafkaError as exc:
-            log.info("could not leave consumer group %s (%s); its partitions move after %d s", self.group_id, exc,
-                     SESSION_TIMEOUT_S)
-            return
+            return self._could_not_leave(exc)
         try:
             result = admin.remove_group_members(self.group_id, [MemberToRemove(group_instance_id=self.instance_id)])
             log.debug("left consumer group %s as %s: %s", self.group_id, self.instance_id, result)
         except KafkaError as exc:
-            log.info("could not leave consumer group %s (%s); its partitions move after %d s", self.group_id, exc,
-                     SESSION_TIMEOUT_S)
+            self._could_not_leave(exc)
         finally:
             admin.close()
+
+    def _could_not_leave(self, why: object) -> None:
+        log.info("could not leave consumer group %s (%s); its partitions move after %d s", self.group_id, why,
+                 SESSION_TIMEOUT_S)
