@@ -136,13 +136,18 @@ def q8_median_followers_by_age_group_and_join_year(pin: DataFrame, user: DataFra
             .orderBy("age_group", "post_year"))
 
 
-def all_results(pin: DataFrame, geo: DataFrame, user: DataFrame, cache_shared: bool = True) -> dict[str, DataFrame]:
+def all_results(pin: DataFrame, geo: DataFrame, user: DataFrame, cache_shared: bool = True,
+                small: bool = False) -> dict[str, DataFrame]:
     """The nine results by name (the names of the files they are written to).
 
     With `cache_shared`, what several questions share (posts with geo, users, and q3a, which q3b ranks) is
-    cached: Spark finds a cached plan inside any later query, so each is computed once.
+    cached: Spark finds a cached plan inside any later query, so each is computed once. `small`: the frames are a
+    small batch in one partition each (spark_io.single_partition); nothing is cached (recomputing is cheaper) and
+    every join is a sort-merge join, which needs no shuffle there, where a broadcast would be a Spark job of its own.
     """
-    if cache_shared:
+    if small:
+        pin, geo, user = (df.hint("merge") for df in (pin, geo, user))
+    elif cache_shared:
         for shared in (posts_with_geo(pin, geo), users(pin, user),
                        q3a_top_user_by_country(pin, geo)):  # q3b is the top row of q3a
             shared.cache()

@@ -16,36 +16,42 @@ class Parameters:
     cleaned_dir: str | None  # None: `cleaned` beside output_dir
     spark_master: str
     serverless: bool
+    small: bool | None = None  # None: by the batch's size (spark_io.is_small)
 
 
-def _flag(value, default: bool) -> bool:
+def _flag(name: str, value) -> bool | None:
+    """True, False, or None for auto (None, empty or "auto")."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "auto")):
-        return default
+        return None
     if isinstance(value, str):
         if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"serverless must be true, false or auto, not {value!r}")
+            raise ValueError(f"{name} must be true, false or auto, not {value!r}")
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
 
 
 def resolve(input_dir=None, output_dir=None, cleaned_dir=None, spark_master="local[*]", serverless=None,
-            dbutils=None, on_databricks: bool = False, on_serverless: bool = False) -> Parameters:
+            dbutils=None, on_databricks: bool = False, on_serverless: bool = False, small=None) -> Parameters:
     """The parameters in effect. On Databricks each is a text widget (created with the value given here, or
     the Databricks default, and read back), so a user sets them at the top of the notebook or in a job."""
     values = {"input_dir": input_dir or (DATABRICKS_INPUT if on_databricks else LOCAL_INPUT),
               "output_dir": output_dir or "", "cleaned_dir": cleaned_dir or "",
-              "serverless": "auto" if serverless is None else str(serverless).lower()}
+              "serverless": "auto" if serverless is None else str(serverless).lower(),
+              "small": "auto" if small is None else str(small).lower()}
     if on_databricks and dbutils is not None:
         labels = {"input_dir": "input directory (a volume: /Volumes/<catalog>/<schema>/<volume>)",
                   "output_dir": "output directory (empty: <input>/results)",
                   "cleaned_dir": "cleaned tables (empty: beside the output)",
-                  "serverless": "serverless (auto, true, false)"}
+                  "serverless": "serverless (auto, true, false)",
+                  "small": "small batch: one partition per table (auto, true, false)"}
         for name, label in labels.items():
             dbutils.widgets.text(name, values[name], label)
         values = {name: dbutils.widgets.get(name).strip() for name in labels}
+    serverless = _flag("serverless", values["serverless"])
     return Parameters(input_dir=values["input_dir"], output_dir=values["output_dir"] or None,
                       cleaned_dir=values["cleaned_dir"] or None, spark_master=spark_master,
-                      serverless=_flag(values["serverless"], on_serverless))
+                      serverless=on_serverless if serverless is None else serverless,
+                      small=_flag("small", values["small"]))
 
 
 LOCAL_STREAM = "stream_data"

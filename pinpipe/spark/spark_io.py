@@ -44,11 +44,21 @@ QUICK_JIT = "-XX:TieredStopAtLevel=1"
 SMALL_INPUT_BYTES = 100 * 1024 * 1024
 
 
+def is_small(input_bytes: int | None) -> bool:
+    """Whether a batch of `input_bytes` of CSV is small (None: unknown, treated as large)."""
+    return input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
+
+
 def jit_options(input_bytes: int | None) -> str:
-    """The JIT flags of a new driver or executor JVM that will process `input_bytes` of CSV (None: unknown,
-    treated as large)."""
-    quick = input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
-    return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if quick else JIT_HUGE_METHODS
+    """The JIT flags of a new driver or executor JVM that will process `input_bytes` of CSV."""
+    return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if is_small(input_bytes) else JIT_HUGE_METHODS
+
+
+def single_partition(df: DataFrame) -> DataFrame:
+    """`df` in one partition, which every aggregation, window, sort and sort-merge join accepts as it is: Spark
+    plans no shuffle, so a question on a small batch runs as one stage of one task instead of a job per
+    exchange (analytics.all_results(small=True) joins by sort-merge, as a broadcast would be a job too)."""
+    return df.coalesce(1)
 
 
 def batch_bytes(input_dir: str) -> int | None:
@@ -157,13 +167,15 @@ def local_cores(master: str) -> int | None:
     return os.cpu_count() or 1 if match.group(1) == "*" else int(match.group(1))
 
 
-def read_batch(spark: SparkSession, input_dir: str) -> dict[str, DataFrame]:
+def read_batch(spark: SparkSession, input_dir: str, small: bool = False) -> dict[str, DataFrame]:
     """The three batch files in `input_dir`, each checked by its header first: a missing, empty, header-only
-    file or a wrong set of columns stops here, with one message naming every bad file."""
+    file or a wrong set of columns stops here, with one message naming every bad file. `small`: each frame in a
+    single partition (single_partition)."""
     frames, problems = {}, []
     for kind in CSV_FILES:
         try:
-            frames[kind] = read_raw(spark, input_dir, kind)
+            frame = read_raw(spark, input_dir, kind)
+            frames[kind] = single_partition(frame) if small else frame
         except csv_header.InputFileError as error:
             problems.append(str(error))
     if problems:
@@ -275,9 +287,10 @@ def output_locations(input_dir: str, output_dir: str | None = None,
 FEW_VALUES = {"pin": ("is_image_or_video", "category"), "geo": ("country",), "user": ("age",)}
 
 
-def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str) -> dict[str, DataFrame]:
+def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str, small: bool = False) -> dict[str, DataFrame]:
     """The cleaned frames to <cleaned_dir>/<name> as Parquet, all at once (one job per frame, from threads);
-    returns them read back, so the questions scan a few compact columns instead of the CSVs again."""
+    returns them read back, so the questions scan a few compact columns instead of the CSVs again. `small`: read
+    back in a single partition each (single_partition)."""
     target = locations.resolve(cleaned_dir, on_databricks())
 
     def save(item: tuple[str, DataFrame]) -> DataFrame:
@@ -287,7 +300,8 @@ def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str) -> dict[str, D
         for column in FEW_VALUES.get(name, ()):
             writer = writer.option(f"parquet.enable.dictionary#{column}", "true")
         writer.parquet(location)
-        return df.sparkSession.read.schema(df.schema).parquet(location)  # no job to read a footer for it
+        saved = df.sparkSession.read.schema(df.schema).parquet(location)  # no job to read a footer for it
+        return single_partition(saved) if small else saved
 
     with ThreadPoolExecutor(max_workers=len(cleaned)) as pool:
         return dict(zip(cleaned, pool.map(save, cleaned.items())))

@@ -13,7 +13,7 @@ from pinpipe.extraction.alignment import Record
 from pinpipe.extraction.batch_store import write_csv
 from pinpipe.source import datagen
 from pinpipe.spark import analytics, cleaning
-from pinpipe.spark.spark_io import read_raw
+from pinpipe.spark.spark_io import read_batch
 
 ROWS = 3000
 BLANK = re.compile(r"^[ \t\n\r\f\v]*$")  # Java's \s, which the Spark rule uses (no NBSP)
@@ -122,13 +122,19 @@ def normalise(df: pd.DataFrame, columns) -> list[tuple]:
     return sorted(rows, key=repr)
 
 
-def test_spark_results_equal_an_independent_pandas_computation(spark, batch_dir):
-    raw = {kind: read_raw(spark, str(batch_dir), kind) for kind in KINDS}
+@pytest.mark.parametrize("small", [False, True], ids=["as-read-shared-cached", "small-one-partition"])
+def test_spark_results_equal_an_independent_pandas_computation(spark, batch_dir, small):
+    """Both ways the notebook runs the questions: frames as read with the shared joins cached, and a small batch's
+    (one partition per table, nothing cached), where no question may shuffle or broadcast."""
+    raw = read_batch(spark, str(batch_dir), small=small)
     results = analytics.all_results(cleaning.clean_pin(raw["pin"]), cleaning.clean_geo(raw["geo"]),
-                                    cleaning.clean_user(raw["user"]))
+                                    cleaning.clean_user(raw["user"]), small=small)
     expected = pandas_results(batch_dir)
     assert set(results) == set(expected)
     for name, df in results.items():
+        if small:
+            plan = df._jdf.queryExecution().executedPlan().toString()
+            assert "Exchange" not in plan and "Broadcast" not in plan, f"{name}:\n{plan}"
         got = normalise(df.toPandas(), df.columns)
         want = normalise(expected[name], df.columns)
         assert got, name

@@ -95,7 +95,7 @@ def test_quality_report_counts_what_each_rule_changed(spark):
     user = raw(spark, "user", [{"idx": "0", "first_name": "A", "last_name": "B", "age": "20",
                                 "date_joined": "2016-01-01 00:00:00"}])
     report = {(r["table"], r["column"], r["rule"]): r["values_changed"]
-              for r in cleaning.quality_report(raw(spark, "pin", rows), geo, user).collect()}
+              for r in cleaning.quality_report(raw(spark, "pin", rows), geo, user).to_dict("records")}
     assert report[("pin", "title", "blank -> null")] == 1
     assert report[("pin", "title", "placeholder -> null")] == 1
     assert report[("pin", "follower_count", "placeholder -> null")] == 1
@@ -114,14 +114,14 @@ def test_quality_report_counts_blanks_unparseable_values_and_paths_in_every_tabl
     user = raw(spark, "user", [{"idx": "0", "first_name": "A", "last_name": "", "age": "twenty",
                                 "date_joined": "2016-01-01 00:00:00"}])
     report = {(r["table"], r["column"], r["rule"]): r["values_changed"]
-              for r in cleaning.quality_report(raw(spark, "pin", rows), geo, user).collect()}
+              for r in cleaning.quality_report(raw(spark, "pin", rows), geo, user).to_dict("records")}
     # The notebook passes the cleaned tables as saved to Parquet and read back: the same counts.
     cleaned = {}
     for kind, table in (("pin", raw(spark, "pin", rows)), ("geo", geo), ("user", user)):
         cleaning.CLEANERS[kind](table).write.parquet(str(tmp_path / kind))
         cleaned[kind] = spark.read.parquet(str(tmp_path / kind))
     assert report == {(r["table"], r["column"], r["rule"]): r["values_changed"] for r in
-                      cleaning.quality_report(raw(spark, "pin", rows), geo, user, cleaned=cleaned).collect()}
+                      cleaning.quality_report(raw(spark, "pin", rows), geo, user, cleaned=cleaned).to_dict("records")}
     changed = {key: n for key, n in report.items() if n}
     assert changed == {
         ("pin", "title", "blank -> null"): 1,

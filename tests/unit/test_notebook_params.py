@@ -38,7 +38,7 @@ def test_databricks_widgets_default_to_a_volume_and_read_what_the_user_typed():
     dbutils = DbUtils({"input_dir": "/Volumes/main/raw/pins ", "serverless": "auto"})
     params = notebook_params.resolve(dbutils=dbutils, on_databricks=True, on_serverless=True)
     assert dbutils.widgets.created["input_dir"][0] == "/Volumes/workspace/default/pinterest"
-    assert set(dbutils.widgets.created) == {"input_dir", "output_dir", "cleaned_dir", "serverless"}
+    assert set(dbutils.widgets.created) == {"input_dir", "output_dir", "cleaned_dir", "serverless", "small"}
     assert params == Parameters("/Volumes/main/raw/pins", None, None, "local[*]", True)
 
 
@@ -81,3 +81,12 @@ def test_stream_widgets_on_databricks_default_to_a_volume_and_read_what_the_user
 def test_stream_parameters_that_make_no_sense_are_refused(trigger, limit):
     with pytest.raises(ValueError):
         notebook_params.resolve_stream(trigger=trigger, max_offsets_per_trigger=limit, settings=stream_settings())
+
+
+def test_the_small_batch_plan_is_chosen_by_size_unless_forced():
+    assert notebook_params.resolve().small is None  # auto: the notebook asks spark_io.is_small
+    assert notebook_params.resolve(small=False).small is False
+    assert notebook_params.resolve(small="true").small is True
+    assert notebook_params.resolve(dbutils=DbUtils({"small": "no"}), on_databricks=True).small is False
+    with pytest.raises(ValueError, match="small must be true, false or auto"):
+        notebook_params.resolve(small="tiny")
