@@ -274,8 +274,10 @@ create_topics() {  # on a cluster of $1 brokers: min($1, 3) replicas, min.insync
     for topic in "$PIN_TOPIC" "$GEO_TOPIC" "$USER_TOPIC"; do
         count="$(partition_count "$topic" "$described")"
         if [[ -n "$count" ]]; then  # an existing topic with another partition count breaks co-partitioning by key
-            [[ "$count" == "$KAFKA_PARTITIONS" ]] \
-                || say "warning: topic $topic has $count partitions, not KAFKA_PARTITIONS=$KAFKA_PARTITIONS; the three topics must have equal counts" >&2
+            if [[ "$count" != "$KAFKA_PARTITIONS" ]]; then
+                say "warning: topic $topic has $count partitions, not KAFKA_PARTITIONS=$KAFKA_PARTITIONS; the three topics must have equal counts" >&2
+                PARTITIONS_NOTE="partitions $PIN_TOPIC $(partition_count "$PIN_TOPIC" "$described"), $GEO_TOPIC $(partition_count "$GEO_TOPIC" "$described"), $USER_TOPIC $(partition_count "$USER_TOPIC" "$described") (before any missing one is created with $KAFKA_PARTITIONS)"
+            fi
             continue
         fi
         run_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" \
@@ -370,11 +372,12 @@ main() {
     fi
     [[ -n "$only" ]] && { say "Node $only is ready on $KAFKA_HOST:$((KAFKA_PORT + (only - 1) * KAFKA_NODE_PORT_STEP))"; exit 0; }
     [[ -n "${KAFKA_CLASSPATH:-}" ]] || locate_kafka
+    PARTITIONS_NOTE="$KAFKA_PARTITIONS partitions"  # what the topics have; create_topics says otherwise
     create_topics "$brokers"
     if (( brokers == 1 )); then
-        say "Kafka is ready (pid $(cat "$KAFKA_STATE_DIR/kafka.pid")); topics $PIN_TOPIC, $GEO_TOPIC, $USER_TOPIC with $KAFKA_PARTITIONS partitions. Logs: $KAFKA_LOG_DIR/server.log"
+        say "Kafka is ready (pid $(cat "$KAFKA_STATE_DIR/kafka.pid")); topics $PIN_TOPIC, $GEO_TOPIC, $USER_TOPIC with $PARTITIONS_NOTE. Logs: $KAFKA_LOG_DIR/server.log"
     else
-        say "Kafka cluster of $brokers nodes is ready; topics $PIN_TOPIC, $GEO_TOPIC, $USER_TOPIC with $KAFKA_PARTITIONS partitions, $(( brokers < 3 ? brokers : 3 )) replicas each. Logs: $KAFKA_STATE_DIR/node-*/logs/server.log"
+        say "Kafka cluster of $brokers nodes is ready; topics $PIN_TOPIC, $GEO_TOPIC, $USER_TOPIC with $PARTITIONS_NOTE, $(( brokers < 3 ? brokers : 3 )) replicas each. Logs: $KAFKA_STATE_DIR/node-*/logs/server.log"
     fi
     say "Bootstrap servers: $(bootstrap_list "$brokers")"
     (( brokers == 1 )) || say "Use them: export KAFKA_BOOTSTRAP_SERVERS=$(bootstrap_list "$brokers")"

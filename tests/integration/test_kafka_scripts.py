@@ -42,7 +42,10 @@ def test_message_survives_a_restart_and_topics_have_the_configured_partitions(en
 
     stopped = run_script("stop_kafka.sh", env)
     assert "Kafka stopped" in stopped.stdout
-    run_script("start_kafka.sh", env)
+    # Restarted asking for another partition count: the topics keep theirs, and both messages say so.
+    restarted = run_script("start_kafka.sh", {**env, "KAFKA_PARTITIONS": "3"})
+    assert "warning: topic scripts.pin has 2 partitions, not KAFKA_PARTITIONS=3" in restarted.stderr
+    assert "with partitions scripts.pin 2, scripts.geo 2, scripts.user 2" in restarted.stdout
 
     consumer = KafkaConsumer(
         "scripts.pin", bootstrap_servers=bootstrap(), auto_offset_reset="earliest", consumer_timeout_ms=15_000
