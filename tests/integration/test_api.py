@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -200,15 +201,24 @@ def test_read_committed_never_sees_a_partial_triplet_even_after_sigkill(kafka_bo
 
 
 def test_sigterm_stops_emulating_finishes_in_flight_and_exits_0(kafka_bootstrap, topics, pg_url):
-    env = poster_env(kafka_bootstrap, topics, pg_url, free_port())
+    port = free_port()
+    env = poster_env(kafka_bootstrap, topics, pg_url, port)
     proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--rate", "100"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)
+    # Stopped while it emulates: once the API has produced 50 triplets (a fixed sleep raced a slow start-up).
+    produced, deadline = 0, time.monotonic() + 90
+    while produced < 50:
+        assert proc.poll() is None and time.monotonic() < deadline, f"posted {produced} triplets, not 50"
+        time.sleep(0.5)
+        try:
+            produced = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=5).json()["produced"][topics["pin"]]
+        except httpx.HTTPError:
+            continue  # not listening yet
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     acked = int(stdout.strip().rsplit(":", 1)[1])
-    assert acked > 50
+    assert acked >= produced
     # Every acknowledged triplet is in Kafka, and nothing in flight was dropped on the way out.
     records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
     assert Counter(r.topic for r in records) == {topic: acked for topic in topics.values()}

@@ -1,7 +1,7 @@
 """Which JIT a new Spark JVM gets, by the size of the batch it will process."""
 from __future__ import annotations
 
-from pinpipe.spark.spark_io import JIT_HUGE_METHODS, QUICK_JIT, SMALL_INPUT_BYTES, batch_bytes, jit_options
+from pinpipe.spark.spark_io import JIT_HUGE_METHODS, QUICK_JIT, SMALL_INPUT_BYTES, batch_bytes, is_small, jit_options
 
 
 def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compiler():
@@ -10,6 +10,11 @@ def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compi
     assert jit_options(100 * 1024 * 1024 - 1).split() == [JIT_HUGE_METHODS, QUICK_JIT]
     assert jit_options(100 * 1024 * 1024).split() == [JIT_HUGE_METHODS]
     assert jit_options(None).split() == [JIT_HUGE_METHODS]
+
+
+def test_a_batch_is_small_below_100_mb_and_an_unknown_size_is_not():
+    assert is_small(0) and is_small(100 * 1024 * 1024 - 1)
+    assert not is_small(100 * 1024 * 1024) and not is_small(None)
 
 
 def test_batch_bytes_adds_up_the_three_files_and_part_file_folders(tmp_path):
