@@ -184,11 +184,27 @@ def test_emulator_with_count_200_commits_exactly_200_triplets(kafka_bootstrap, t
     assert Counter(r.topic for r in records) == {topic: 200 for topic in topics.values()}
 
 
+def wait_until_produced(proc: subprocess.Popen, port: int, topic: str, count: int) -> int:
+    """Wait until the poster on `port` has produced `count` records to `topic` (its /stats), so that a signal
+    meets it while it emulates (a fixed sleep raced a slow start-up); returns the count it reported."""
+    produced, deadline = 0, time.monotonic() + 90
+    while produced < count:
+        assert proc.poll() is None and time.monotonic() < deadline, f"produced {produced} records, not {count}"
+        time.sleep(0.5)
+        try:
+            produced = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=5).json()["produced"][topic]
+        except httpx.HTTPError:
+            continue  # not listening yet
+    return produced
+
+
 def test_read_committed_never_sees_a_partial_triplet_even_after_sigkill(kafka_bootstrap, topics, pg_url):
-    env = poster_env(kafka_bootstrap, topics, pg_url, free_port())
+    port = free_port()
+    env = poster_env(kafka_bootstrap, topics, pg_url, port)
     proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--rate", "0"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    time.sleep(8)
+    wait_until_produced(proc, port, topics["pin"], 30)
+    time.sleep(1)  # posting at full speed, transactions open
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
@@ -205,15 +221,7 @@ def test_sigterm_stops_emulating_finishes_in_flight_and_exits_0(kafka_bootstrap,
     env = poster_env(kafka_bootstrap, topics, pg_url, port)
     proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--rate", "100"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # Stopped while it emulates: once the API has produced 50 triplets (a fixed sleep raced a slow start-up).
-    produced, deadline = 0, time.monotonic() + 90
-    while produced < 50:
-        assert proc.poll() is None and time.monotonic() < deadline, f"posted {produced} triplets, not 50"
-        time.sleep(0.5)
-        try:
-            produced = httpx.get(f"http://127.0.0.1:{port}/stats", timeout=5).json()["produced"][topics["pin"]]
-        except httpx.HTTPError:
-            continue  # not listening yet
+    produced = wait_until_produced(proc, port, topics["pin"], 50)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
