@@ -187,4 +187,4 @@ def quality_report(raw_pin: DataFrame, raw_geo: DataFrame, raw_user: DataFrame,
         rows = [row for report in pool.map(table_report, tables) for row in report]
     import pandas as pd
 
-    return pd.DataFrame(rows, columns=["table", "column", "rule", "values_changed"]).astype({"values_changed": "int64"})
+    return pd.DataFrame(rows, columns=["table", "column", "rule", "values_changed"])
