@@ -67,6 +67,7 @@ class StreamParameters:
     trigger: str
     spark_master: str
     max_offsets_per_trigger: int | None
+    small: bool = True  # a new local JVM compiles with C1 only (streaming.py)
 
 
 def check_trigger(trigger: str) -> str:
@@ -80,9 +81,10 @@ def check_trigger(trigger: str) -> str:
 def resolve_stream(bootstrap_servers=None, pin_topic=None, geo_topic=None, user_topic=None, output_dir=None,
                    checkpoint_dir=None, trigger="availableNow", spark_master="local[*]",
                    max_offsets_per_trigger=None, settings=None, dbutils=None,
-                   on_databricks: bool = False) -> StreamParameters:
+                   on_databricks: bool = False, small=True) -> StreamParameters:
     """The streaming notebook's parameters: given values, else the project's settings (KAFKA_BOOTSTRAP_SERVERS,
-    PIN_TOPIC, ...), else the defaults; on Databricks each is a text widget, as in the batch notebook."""
+    PIN_TOPIC, ...), else the defaults; on Databricks each is a text widget, as in the batch notebook (but not
+    spark_master and small: Databricks' session is there already)."""
     from pinpipe.common.config import get_settings
 
     settings = settings or get_settings()
@@ -105,4 +107,5 @@ def resolve_stream(bootstrap_servers=None, pin_topic=None, geo_topic=None, user_
         bootstrap_servers=values["bootstrap_servers"],
         topics={"pin": values["pin_topic"], "geo": values["geo_topic"], "user": values["user_topic"]},
         output_dir=values["output_dir"], checkpoint_dir=values["checkpoint_dir"], trigger=trigger,
-        spark_master=spark_master, max_offsets_per_trigger=int(limit) if limit else None)
+        spark_master=spark_master, max_offsets_per_trigger=int(limit) if limit else None,
+        small=_flag("small", small) is not False)

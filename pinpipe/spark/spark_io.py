@@ -49,9 +49,11 @@ def is_small(input_bytes: int | None) -> bool:
     return input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
 
 
-def jit_options(input_bytes: int | None) -> str:
-    """The JIT flags of a new driver or executor JVM that will process `input_bytes` of CSV."""
-    return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if is_small(input_bytes) else JIT_HUGE_METHODS
+def jit_options(input_bytes: int | None, small: bool | None = None) -> str:
+    """The JIT flags of a new driver or executor JVM that will process `input_bytes` of CSV; `small`, when given,
+    decides instead (a stream's input is not a file size: streaming.py)."""
+    quick = is_small(input_bytes) if small is None else small
+    return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if quick else JIT_HUGE_METHODS
 
 
 def single_partition(df: DataFrame) -> DataFrame:
@@ -103,7 +105,7 @@ def spark_major(spark: SparkSession) -> int:
 
 def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
               existing: SparkSession | None = None, serverless: bool | None = None,
-              kafka: bool = False, input_bytes: int | None = None) -> SparkSession:
+              kafka: bool = False, input_bytes: int | None = None, small: bool | None = None) -> SparkSession:
     """`existing` (the `spark` Databricks provides), else the active session, else a new one on `master`:
     `local[N]`, `spark://host:port` (a standalone cluster) or `sc://host:port` (a Spark Connect server).
 
@@ -112,7 +114,7 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
     4g) sizes a local JVM's heap, all of it reserved at start: 1,000,000 pins do not fit in Spark's 1g default.
     `kafka`: a new local or cluster session gets Spark's Kafka source (connector.py; Databricks has it built in,
     and a Spark Connect server needs it on its own class path). `input_bytes` (see batch_bytes): a new JVM for a
-    small input compiles with C1 only (jit_options).
+    small input compiles with C1 only (jit_options); `small`, when given, decides that instead.
     """
     serverless = on_serverless() if serverless is None else serverless
     spark = existing or SparkSession.getActiveSession()
@@ -130,8 +132,8 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         spark = (
             builder.master(master).appName(app_name)
             .config("spark.driver.memory", memory)
-            .config("spark.driver.extraJavaOptions", f"-Xms{memory} {jit_options(input_bytes)}")  # heap at start
-            .config("spark.executor.extraJavaOptions", jit_options(input_bytes))  # a cluster's executors
+            .config("spark.driver.extraJavaOptions", f"-Xms{memory} {jit_options(input_bytes, small)}")  # heap at start
+            .config("spark.executor.extraJavaOptions", jit_options(input_bytes, small))  # a cluster's executors
             # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
             # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.
             .config("spark.sql.autoBroadcastJoinThreshold", "16MB")

@@ -137,6 +137,19 @@ def commits_done(root) -> int:
     return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
 
 
+def jvm_arguments(group: int) -> list[str]:
+    """The command line of the JVM in process group `group` (the streaming job's Spark driver)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.getpgid(int(proc.name)) == group:
+                arguments = (proc / "cmdline").read_bytes().decode().split("\0")
+                if Path(arguments[0]).name == "java":
+                    return arguments
+        except (OSError, ProcessLookupError):  # gone meanwhile
+            continue
+    return []
+
+
 def wait_for_commits(checkpoint, count: int, job, timeout_s: float = 240) -> None:
     deadline = time.monotonic() + timeout_s
     while commits_done(checkpoint.parent.parent) < count:
@@ -175,6 +188,8 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
             # of its start (the session, the queries, the first batch: the checkpoints may be half written).
             if kill % 2 == 0:
                 wait_for_commits(tmp_path / "checkpoints" / "cleaned_pin", commits_done(tmp_path) + 1, job)
+                if kill == 0:  # the job's default: a small stream, a JVM compiled with C1 only
+                    assert spark_io.QUICK_JIT in jvm_arguments(job.pid)
                 time.sleep(rng.uniform(0, 2))
             else:
                 time.sleep(rng.uniform(4, 20))

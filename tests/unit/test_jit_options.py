@@ -12,6 +12,12 @@ def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compi
     assert jit_options(None).split() == [JIT_HUGE_METHODS]
 
 
+def test_small_given_decides_instead_of_the_size():
+    assert jit_options(None, small=True).split() == [JIT_HUGE_METHODS, QUICK_JIT]
+    assert jit_options(10**12, small=True).split() == [JIT_HUGE_METHODS, QUICK_JIT]
+    assert jit_options(0, small=False).split() == [JIT_HUGE_METHODS]
+
+
 def test_a_batch_is_small_below_100_mb_and_an_unknown_size_is_not():
     assert is_small(0) and is_small(100 * 1024 * 1024 - 1)
     assert not is_small(100 * 1024 * 1024) and not is_small(None)

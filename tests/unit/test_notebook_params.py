@@ -90,3 +90,12 @@ def test_the_small_batch_plan_is_chosen_by_size_unless_forced():
     assert notebook_params.resolve(dbutils=DbUtils({"small": "no"}), on_databricks=True).small is False
     with pytest.raises(ValueError, match="small must be true, false or auto"):
         notebook_params.resolve(small="tiny")
+
+
+def test_the_stream_is_small_unless_told_otherwise():
+    assert notebook_params.resolve_stream(settings=stream_settings()).small is True
+    assert notebook_params.resolve_stream(settings=stream_settings(), small=None).small is True
+    assert notebook_params.resolve_stream(settings=stream_settings(), small=False).small is False
+    assert notebook_params.resolve_stream(settings=stream_settings(), small="false").small is False
+    with pytest.raises(ValueError, match="small must be true, false or auto"):
+        notebook_params.resolve_stream(settings=stream_settings(), small="tiny")
