@@ -223,8 +223,8 @@ launch_node() {  # starts the prepared node $1 of a cluster of $2 in the backgro
     set_node "$1" "$2"
     say "Starting Kafka $KAFKA_VERSION node $NODE_ID (KRaft) on $KAFKA_HOST:$NODE_PORT, controller on $NODE_CONTROLLER_PORT"
     : > "$NODE_LOG_DIR/server.log"
-    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS is a list of JVM flags
-    nohup "$JAVA_BIN" $KAFKA_HEAP_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS and KAFKA_JIT_OPTS are lists of JVM flags
+    nohup "$JAVA_BIN" $KAFKA_HEAP_OPTS $KAFKA_JIT_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$NODE_DIR/log4j2.properties" \
         -cp "$KAFKA_CLASSPATH" kafka.Kafka "$NODE_CONFIG_FILE" >> "$NODE_LOG_DIR/server.log" 2>&1 < /dev/null &
     echo "$!" > "$NODE_PID_FILE"
@@ -315,7 +315,7 @@ Idempotent: nodes already running are left alone.
   --node N      start only node N of the cluster (after ./stop_kafka.sh --node N)
 
 Environment: KAFKA_BROKERS, KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_STATE_DIR, KAFKA_DATA_DIR, KAFKA_LOG_DIR,
-KAFKA_PARTITIONS, KAFKA_HOME, KAFKA_CACHE_DIR, KAFKA_START_TIMEOUT, KAFKA_HEAP_OPTS, PIN_TOPIC, GEO_TOPIC,
+KAFKA_PARTITIONS, KAFKA_HOME, KAFKA_CACHE_DIR, KAFKA_START_TIMEOUT, KAFKA_HEAP_OPTS, KAFKA_JIT_OPTS, PIN_TOPIC, GEO_TOPIC,
 USER_TOPIC (see README).
 USAGE
 }

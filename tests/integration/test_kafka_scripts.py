@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -18,6 +19,7 @@ TOPICS = {"PIN_TOPIC": "scripts.pin", "GEO_TOPIC": "scripts.geo", "USER_TOPIC": 
 @pytest.fixture
 def env(tmp_path):
     env = kafka_env(tmp_path / "state", PORT, KAFKA_PARTITIONS="2", **TOPICS)
+    env.pop("KAFKA_JIT_OPTS", None)  # the defaults are under test
     yield env
     run_script("stop_kafka.sh", env, check=False)
 
@@ -26,8 +28,15 @@ def bootstrap() -> str:
     return f"localhost:{PORT}"
 
 
+def broker_arguments(env) -> list[str]:
+    """The running broker JVM's command line (its pid file is in KAFKA_STATE_DIR)."""
+    pid = (Path(env["KAFKA_STATE_DIR"]) / "kafka.pid").read_text().strip()
+    return (Path("/proc") / pid / "cmdline").read_bytes().decode().split("\0")
+
+
 def test_message_survives_a_restart_and_topics_have_the_configured_partitions(env):
     run_script("start_kafka.sh", env)
+    assert "-XX:TieredStopAtLevel=1" in broker_arguments(env)  # KAFKA_JIT_OPTS' default: C1 only
     admin = KafkaAdminClient(bootstrap_servers=bootstrap())
     try:
         described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(TOPICS.values()))}
@@ -42,8 +51,10 @@ def test_message_survives_a_restart_and_topics_have_the_configured_partitions(en
 
     stopped = run_script("stop_kafka.sh", env)
     assert "Kafka stopped" in stopped.stdout
-    # Restarted asking for another partition count: the topics keep theirs, and both messages say so.
-    restarted = run_script("start_kafka.sh", {**env, "KAFKA_PARTITIONS": "3"})
+    # Restarted asking for another partition count: the topics keep theirs, and both messages say so. An empty
+    # KAFKA_JIT_OPTS gives HotSpot's default JIT.
+    restarted = run_script("start_kafka.sh", {**env, "KAFKA_PARTITIONS": "3", "KAFKA_JIT_OPTS": ""})
+    assert not any(argument.startswith("-XX:TieredStopAtLevel") for argument in broker_arguments(env))
     assert "warning: topic scripts.pin has 2 partitions, not KAFKA_PARTITIONS=3" in restarted.stderr
     assert "with partitions scripts.pin 2, scripts.geo 2, scripts.user 2" in restarted.stdout
 
