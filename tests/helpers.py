@@ -89,3 +89,8 @@ def complete_idx_in_kafka(bootstrap: str, topics: dict[str, str]) -> set[int]:
     """The idx that have all three kinds in the log."""
     return {idx for idx, records in records_in_kafka(bootstrap, topics).items()
             if {kind for kind, _, _ in records} == set(KINDS)}
+
+
+def process_arguments(pid: int | str) -> list[str]:
+    """A running process's command line (Linux /proc): what a JVM was started with."""
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode().rstrip("\0").split("\0")

@@ -72,7 +72,7 @@ def connect_server(workdir: Path, cores: int = 2):
             "--master", f"local[{cores}]", "--conf", f"spark.connect.grpc.binding.port={port}",
             "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", "spark.driver.memory=2g",
             # the server runs the queries: the JIT flags get_spark gives a local driver for a small batch
-            "--conf", f"spark.driver.extraJavaOptions={jit_options(0)}",
+            "--conf", f"spark.driver.extraJavaOptions={jit_options(None, small=True)}",
             "--conf", "spark.ui.enabled=false", "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}"]
     with process(args, log) as proc:
         wait_until(lambda: port_open(port), proc, log, "the Spark Connect server")

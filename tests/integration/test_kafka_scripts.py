@@ -11,6 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from tests.conftest import TEST_KAFKA_PORT, kafka_env, run_script
+from tests.helpers import process_arguments
 
 PORT = TEST_KAFKA_PORT + 100
 TOPICS = {"PIN_TOPIC": "scripts.pin", "GEO_TOPIC": "scripts.geo", "USER_TOPIC": "scripts.user"}
@@ -30,8 +31,7 @@ def bootstrap() -> str:
 
 def broker_arguments(env) -> list[str]:
     """The running broker JVM's command line (its pid file is in KAFKA_STATE_DIR)."""
-    pid = (Path(env["KAFKA_STATE_DIR"]) / "kafka.pid").read_text().strip()
-    return (Path("/proc") / pid / "cmdline").read_bytes().decode().split("\0")
+    return process_arguments((Path(env["KAFKA_STATE_DIR"]) / "kafka.pid").read_text().strip())
 
 
 def test_message_survives_a_restart_and_topics_have_the_configured_partitions(env):

@@ -22,7 +22,7 @@ from pinpipe.common.schema import KINDS
 from pinpipe.extraction.extractor import Extractor
 from pinpipe.spark import analytics, cleaning, spark_io, streaming
 from tests.conftest import free_port
-from tests.helpers import consume_all, make_producer, send_all, triplet_rows
+from tests.helpers import consume_all, make_producer, process_arguments, send_all, triplet_rows
 from tests.integration.test_extractor import settings_for
 
 pytestmark = pytest.mark.integration
@@ -142,7 +142,7 @@ def jvm_arguments(group: int) -> list[str]:
     for proc in Path("/proc").iterdir():
         try:
             if proc.name.isdigit() and os.getpgid(int(proc.name)) == group:
-                arguments = (proc / "cmdline").read_bytes().decode().split("\0")
+                arguments = process_arguments(proc.name)
                 if Path(arguments[0]).name == "java":
                     return arguments
         except (OSError, ProcessLookupError):  # gone meanwhile
