@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 source scripts/venv.sh
 ensure_venv
+.venv/bin/python -m pinpipe.spark.class_archive  # the tests' Spark drivers use it too (pinpipe/spark/class_archive.py)
 say "Checking the code: ruff (lint) and lint-imports (the stages' import contracts)"
 .venv/bin/ruff check --quiet . || { say "error: ruff found problems (above); fix them or run .venv/bin/ruff check --fix ." >&2; exit 1; }
 .venv/bin/lint-imports --no-cache > .venv/lint-imports.log 2>&1 \

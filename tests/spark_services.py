@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyspark
 
+from pinpipe.spark import class_archive
 from pinpipe.spark.spark_io import QUICK_JIT, jit_options
 from tests.conftest import free_port
 
@@ -21,10 +22,10 @@ SPARK_HOME = Path(pyspark.__file__).parent
 
 
 def spark_env() -> dict[str, str]:
-    # The master and workers only schedule and launch: C1 alone starts them sooner (spark-class passes
-    # SPARK_DAEMON_JAVA_OPTS to them, not to the executors they launch).
+    # The master and workers only schedule and launch: C1 alone and Spark's class archive (their class path is
+    # a driver's) start them sooner (spark-class passes SPARK_DAEMON_JAVA_OPTS to them, not to their executors).
     return {**os.environ, "SPARK_HOME": str(SPARK_HOME), "SPARK_LOCAL_IP": "127.0.0.1",
-            "SPARK_DAEMON_JAVA_OPTS": QUICK_JIT}
+            "SPARK_DAEMON_JAVA_OPTS": f"{QUICK_JIT} {class_archive.java_option()}".strip()}
 
 
 @contextmanager
@@ -71,8 +72,8 @@ def connect_server(workdir: Path, cores: int = 2):
     args = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
             "--master", f"local[{cores}]", "--conf", f"spark.connect.grpc.binding.port={port}",
             "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", "spark.driver.memory=2g",
-            # the server runs the queries: the JIT flags get_spark gives a local driver for a small batch
-            "--conf", f"spark.driver.extraJavaOptions={jit_options(None, small=True)}",
+            # the server runs the queries: the JVM flags get_spark gives a local driver for a small batch
+            "--conf", f"spark.driver.extraJavaOptions={jit_options(None, small=True)} {class_archive.java_option()}",
             "--conf", "spark.ui.enabled=false", "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}"]
     with process(args, log) as proc:
         wait_until(lambda: port_open(port), proc, log, "the Spark Connect server")

@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 
 from pinpipe.common import csv_format
 from pinpipe.common.schema import CSV_FILES, FIELDS
-from pinpipe.spark import csv_header, csv_parts, locations
+from pinpipe.spark import class_archive, csv_header, csv_parts, locations
 
 # Raw frames are all text: the cleaning step owns every conversion (try_cast), so dirt never fails a read.
 RAW_SCHEMAS = {kind: T.StructType([T.StructField(name, T.StringType(), True) for name in names])
@@ -132,7 +132,9 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         spark = (
             builder.master(master).appName(app_name)
             .config("spark.driver.memory", memory)
-            .config("spark.driver.extraJavaOptions", f"-Xms{memory} {jit_options(input_bytes, small)}")  # heap at start
+            # the heap reserved at start; the class archive (class_archive.py) when one is built
+            .config("spark.driver.extraJavaOptions",
+                    f"-Xms{memory} {jit_options(input_bytes, small)} {class_archive.java_option()}".strip())
             .config("spark.executor.extraJavaOptions", jit_options(input_bytes, small))  # a cluster's executors
             # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
             # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from pinpipe.spark import class_archive
 from pinpipe.spark.spark_io import JIT_HUGE_METHODS, QUICK_JIT
 
 
@@ -26,16 +27,26 @@ def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
     assert QUICK_JIT not in arguments  # the fixture's session is started without input_bytes
 
 
-def test_a_session_for_a_small_batch_compiles_with_c1_only(tmp_path):
-    """The notebook passes its batch's size: a small one gets a JVM that starts quickly (jit_options)."""
+def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_archive(tmp_path):
+    """The notebook passes its batch's size: a small one gets a JVM that starts quickly (jit_options), and every
+    new local driver maps Spark's class archive (class_archive.py; run_tests.sh builds it, else it is built
+    here): the JVM has the file mapped, not just the flag, and answers a query."""
+    archive = class_archive.ensure()
+    assert archive is not None and archive.is_file()
     for name in ("pin_data.csv", "geo_data.csv", "user_data.csv"):
         (tmp_path / name).write_text("idx\n1\n")
     script = ("import sys; from pinpipe.spark.spark_io import batch_bytes, get_spark; "
               "spark = get_spark('local[1]', input_bytes=batch_bytes(sys.argv[1])); "
-              "print(list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()"
-              ".getInputArguments()))")
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "SPARK_DRIVER_MEMORY": "1g"})
+              "jvm = spark.sparkContext._jvm; "
+              "print(list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())); "
+              "pid = jvm.java.lang.ProcessHandle.current().pid(); "
+              "print('mapped:', sys.argv[2] in open(f'/proc/{pid}/maps').read()); "
+              "print('rows:', spark.range(7).count())")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(archive)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "SPARK_DRIVER_MEMORY": "1g"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert QUICK_JIT == "-XX:TieredStopAtLevel=1"
     assert f"'{QUICK_JIT}'" in done.stdout and f"'{JIT_HUGE_METHODS}'" in done.stdout
+    assert f"'-XX:SharedArchiveFile={archive}'" in done.stdout
+    assert "mapped: True" in done.stdout and "rows: 7" in done.stdout
+    assert "Unable to use shared archive" not in done.stdout + done.stderr

@@ -1,0 +1,116 @@
+"""Spark's class archive: where it lives, what names it, when a driver uses it, what a failed build leaves."""
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pinpipe.common.schema import CSV_FILES, FIELDS
+from pinpipe.spark import class_archive
+
+
+@pytest.fixture
+def installs(tmp_path, monkeypatch):
+    """A fake Java build and Spark install, and a private cache directory."""
+    java_home = tmp_path / "jdk"
+    (java_home / "bin").mkdir(parents=True)
+    (java_home / "lib" / "server").mkdir(parents=True)
+    (java_home / "bin" / "java").write_text("#!/bin/sh\n")
+    (java_home / "bin" / "java").chmod(0o755)
+    (java_home / "lib" / "server" / "libjvm.so").write_bytes(b"jvm")
+    spark = tmp_path / "spark"
+    (spark / "jars").mkdir(parents=True)
+    for name in ("spark-core_2.13-4.2.0.jar", "spark-sql_2.13-4.2.0.jar"):
+        (spark / "jars" / name).write_bytes(b"jar")
+    monkeypatch.setenv("JAVA_HOME", str(java_home))
+    monkeypatch.setenv("SPARK_HOME", str(spark))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("SPARK_CLASS_ARCHIVE", raising=False)
+    return java_home, spark
+
+
+def key(java_home: Path, spark: Path) -> str:
+    return class_archive.archive_key(java_home / "bin" / "java", spark)
+
+
+def test_the_key_is_stable_and_changes_with_the_java_build_or_any_spark_jar(installs):
+    java_home, spark = installs
+    first = key(java_home, spark)
+    assert key(java_home, spark) == first and len(first) == 16
+    (spark / "jars" / "spark-sql_2.13-4.2.0.jar").write_bytes(b"a longer jar")
+    second = key(java_home, spark)
+    (spark / "jars" / "extra.jar").write_bytes(b"jar")
+    third = key(java_home, spark)
+    (java_home / "lib" / "server" / "libjvm.so").write_bytes(b"another jvm build")
+    fourth = key(java_home, spark)
+    assert len({first, second, third, fourth}) == 4
+
+
+def test_the_archive_lives_in_the_cache_named_by_the_key_unless_a_path_or_off_is_set(installs, monkeypatch,
+                                                                                     tmp_path):
+    java_home, spark = installs
+    assert class_archive.archive_path() == tmp_path / "cache" / "pinpipe" / "spark-classes" / f"{key(java_home, spark)}.jsa"
+    monkeypatch.setenv("SPARK_CLASS_ARCHIVE", str(tmp_path / "mine.jsa"))
+    assert class_archive.archive_path() == tmp_path / "mine.jsa"
+    monkeypatch.setenv("SPARK_CLASS_ARCHIVE", "OFF")
+    assert class_archive.archive_path() is None
+    assert class_archive.java_option() == ""
+
+
+def test_a_driver_gets_the_flag_only_when_the_archive_exists(installs):
+    path = class_archive.archive_path()
+    assert class_archive.java_option() == ""
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"archive")
+    assert class_archive.java_option() == f"-XX:SharedArchiveFile={path}"
+
+
+def test_no_java_means_no_archive(installs, monkeypatch, tmp_path):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "nowhere"))
+    assert class_archive.archive_path() is None and class_archive.java_option() == ""
+
+
+def test_a_failed_build_is_not_retried_on_every_run_until_asked(installs, monkeypatch):
+    path = class_archive.archive_path()
+    path.parent.mkdir(parents=True)
+    class_archive.failure_note(path).write_text("exit 1: no space left on device\n")
+    monkeypatch.setattr(class_archive, "build", lambda *args: pytest.fail("a failed build was retried"))
+    lines = []
+    assert class_archive.ensure(log=lines.append) is None
+    assert "an earlier build failed" in lines[0] and "--rebuild" in lines[0]
+
+
+def test_a_build_that_fails_leaves_no_archive_and_a_note(installs, monkeypatch):
+    """The exercise run exits non-zero (here: a Spark install with no real jars): nothing is renamed into place."""
+    path = class_archive.archive_path()
+    lines = []
+    assert class_archive.build(path, log=lines.append) is None
+    assert not path.exists() and not list(path.parent.glob("*.partial"))
+    assert class_archive.failure_note(path).read_text().startswith("exit ")
+    assert "not built" in lines[-1]
+
+
+def test_pruning_keeps_the_newest_archives_of_other_installs(tmp_path):
+    now = time.time()
+    for age, name in enumerate(["a", "b", "c", "d"]):
+        (tmp_path / f"{name}.jsa").write_bytes(b"x")
+        os.utime(tmp_path / f"{name}.jsa", (now - 100 * age, now - 100 * age))
+    current = tmp_path / "current.jsa"
+    current.write_bytes(b"x")
+    class_archive._prune(current)
+    assert sorted(p.name for p in tmp_path.glob("*.jsa")) == ["a.jsa", "b.jsa", "current.jsa"]
+
+
+def test_the_sample_batch_is_three_files_in_the_extractors_format(tmp_path):
+    class_archive.write_sample(tmp_path)
+    for kind, name in CSV_FILES.items():
+        raw = (tmp_path / name).read_bytes()
+        assert raw.count(b"\r\n") >= 4  # header and three rows, CRLF as the extractor writes
+        with open(tmp_path / name, encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert tuple(rows[0]) == FIELDS[kind]
+        assert [row[0] for row in rows[1:]] == ["1", "2", "3"]
+        assert all(len(row) == len(FIELDS[kind]) for row in rows)
