@@ -49,9 +49,17 @@ export BATCH_DIR
 TIMINGS=()
 KAFKA_STARTED=0
 
+KAFKA_STOPPING=""  # pid of a stop_kafka.sh running in the background
+
+stop_kafka() {
+    ./stop_kafka.sh >> "$LOG_DIR/kafka.log" 2>&1 || say "warning: stopping Kafka failed; see $LOG_DIR/kafka.log" >&2
+}
+
 cleanup() {
-    if [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 ]]; then
-        ./stop_kafka.sh >> "$LOG_DIR/kafka.log" 2>&1 || say "warning: stopping Kafka failed; see $LOG_DIR/kafka.log" >&2
+    if [[ -n "$KAFKA_STOPPING" ]]; then
+        wait "$KAFKA_STOPPING" || true
+    elif [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 ]]; then
+        stop_kafka
     fi
 }
 trap cleanup EXIT
@@ -99,17 +107,22 @@ POSTED="$(sed -n 's/^triplets acknowledged by Kafka: \([0-9]*\)$/\1/p' "$LOG_DIR
 # --until-end stops at the end of the topics instead of waiting out --timeout.
 stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$COUNT" --timeout 5 --allow-partial --until-end --no-progress
 
-stage spark "$LOG_DIR/notebook.log" $PY -m papermill batch_processing_spark.ipynb "$BATCH_DIR/report.ipynb" \
-    -p input_dir "$BATCH_DIR" -p output_dir "$BATCH_DIR/results" --log-level WARNING --no-progress-bar
-$PY -m nbconvert --to html "$BATCH_DIR/report.ipynb" --output report >> "$LOG_DIR/notebook.log" 2>&1 \
-    || say "warning: could not render $BATCH_DIR/report.html; the executed notebook is $BATCH_DIR/report.ipynb" >&2
+# Nothing reads Kafka after this unless the stream runs: stop it while Spark works (cleanup waits for it).
+if [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 && "$STREAM" != 1 ]]; then
+    stop_kafka &
+    KAFKA_STOPPING=$!
+fi
+
+# The notebook runs headless (papermill) and is rendered to report.html in the same process.
+stage spark "$LOG_DIR/notebook.log" $PY -m pinpipe.notebook_report batch_processing_spark.ipynb \
+    "$BATCH_DIR/report.ipynb" --html "$BATCH_DIR/report.html" -p input_dir "$BATCH_DIR" -p output_dir "$BATCH_DIR/results"
+grep -h "^warning: could not render" "$LOG_DIR/notebook.log" >&2 || true
 
 STREAM_ARGS=()
 if [[ "$STREAM" == 1 ]]; then
     mkdir -p "$STREAM_DIR"
-    stage stream "$LOG_DIR/stream.log" $PY -m papermill stream_processing_spark.ipynb "$STREAM_DIR/report.ipynb" \
-        -p output_dir "$STREAM_DIR/tables" -p checkpoint_dir "$STREAM_DIR/checkpoints" \
-        --log-level WARNING --no-progress-bar
+    stage stream "$LOG_DIR/stream.log" $PY -m pinpipe.notebook_report stream_processing_spark.ipynb \
+        "$STREAM_DIR/report.ipynb" -p output_dir "$STREAM_DIR/tables" -p checkpoint_dir "$STREAM_DIR/checkpoints"
     STREAM_ARGS=(--stream-dir "$STREAM_DIR")
 fi
 

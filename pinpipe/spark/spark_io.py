@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -123,25 +124,7 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         if not serverless:
             _set(spark, "spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 1)))
     elif spark is None:
-        memory = os.environ.get("SPARK_DRIVER_MEMORY", "4g")
-        builder = SparkSession.builder
-        if kafka and not on_databricks():
-            from pinpipe.spark.connector import kafka_connector_jars
-
-            builder = builder.config("spark.jars", ",".join(str(jar) for jar in kafka_connector_jars()))
-        spark = (
-            builder.master(master).appName(app_name)
-            .config("spark.driver.memory", memory)
-            # the heap reserved at start; the class archive (class_archive.py) when one is built
-            .config("spark.driver.extraJavaOptions",
-                    f"-Xms{memory} {jit_options(input_bytes, small)} {class_archive.java_option()}".strip())
-            .config("spark.executor.extraJavaOptions", jit_options(input_bytes, small))  # a cluster's executors
-            # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
-            # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.
-            .config("spark.sql.autoBroadcastJoinThreshold", "16MB")
-            .config("spark.ui.showConsoleProgress", "false")
-            .getOrCreate()
-        )
+        spark = _new_session(master, app_name, kafka, jit_options(input_bytes, small))
         cores = local_cores(master)
         if cores:  # a batch is small: two shuffle partitions per core, not Spark's 200
             spark.conf.set("spark.sql.shuffle.partitions", str(2 * cores))
@@ -151,6 +134,36 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         # there (its default), where a cast that fails gives null as try_cast does.
         _set(spark, "spark.sql.ansi.enabled", "true" if spark_major(spark) >= 4 else "false")
     return spark
+
+
+def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSession:
+    """A new local or cluster session, its driver JVM started here (py4j: not on a Spark Connect client)."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    memory = os.environ.get("SPARK_DRIVER_MEMORY", "4g")
+    conf = SparkConf().setMaster(master).setAppName(app_name).setAll([
+        ("spark.driver.memory", memory),
+        # the heap reserved at start; the class archive (class_archive.py) when one is built
+        ("spark.driver.extraJavaOptions", f"-Xms{memory} {jit} {class_archive.java_option()}".strip()),
+        ("spark.executor.extraJavaOptions", jit),  # a cluster's executors
+        # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
+        # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.
+        ("spark.sql.autoBroadcastJoinThreshold", "16MB"),
+        ("spark.ui.showConsoleProgress", "false"),
+    ])
+    if kafka and not on_databricks():
+        from pinpipe.spark.connector import kafka_connector_jars
+
+        conf.set("spark.jars", ",".join(str(jar) for jar in kafka_connector_jars()))
+    if "ipykernel" in sys.modules and SparkContext._gateway is None:
+        # In a Jupyter kernel (papermill, Jupyter) the driver JVM gets a process group of its own. A kernel that
+        # shuts down SIGTERMs the children in its group and polls for them with growing sleeps, and papermill's
+        # client kills the whole group 2.5 s later, part-way through Spark's shutdown hooks ("Failed to delete"
+        # stack traces): 2.6 s after the last cell. On its own, the JVM exits when the kernel does (its stdin
+        # closes), hooks and all, and the kernel exits at once.
+        SparkContext(conf=conf, gateway=launch_gateway(conf, popen_kwargs={"start_new_session": True}))
+    return SparkSession.builder.config(conf=conf).getOrCreate()
 
 
 def _set(spark: SparkSession, key: str, value: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from pinpipe.spark import class_archive
 from pinpipe.spark.spark_io import JIT_HUGE_METHODS, QUICK_JIT
@@ -50,3 +52,32 @@ def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_ar
     assert f"'-XX:SharedArchiveFile={archive}'" in done.stdout
     assert "mapped: True" in done.stdout and "rows: 7" in done.stdout
     assert "Unable to use shared archive" not in done.stdout + done.stderr
+
+
+def test_in_a_jupyter_kernel_the_driver_jvm_has_its_own_process_group_and_exits_with_the_kernel(tmp_path):
+    """A kernel that shuts down signals the children in its process group and waits for them, and papermill's
+    client then kills the whole group part-way through Spark's shutdown hooks. get_spark gives the driver JVM
+    a group of its own in a kernel: papermill's shutdown does not touch it, and it exits by itself, cleanly,
+    when the kernel's pipe to it closes."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import os\nfrom pinpipe.spark.spark_io import get_spark\n"
+        "spark = get_spark('local[1]', input_bytes=1000)\n"
+        "jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()\n"
+        "print('rows', spark.range(3).count(), 'jvm', jvm_pid, os.getpgid(jvm_pid), 'kernel', os.getpgrp())")]
+    nbformat.write(notebook, tmp_path / "in.ipynb")
+    done = subprocess.run([sys.executable, "-m", "papermill", str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"),
+                           "-k", "python3", "--log-output"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SPARK_DRIVER_MEMORY": "1g"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs[0]["text"].split()
+    assert printed[:2] == ["rows", "3"]
+    jvm_pid, jvm_group, kernel_group = int(printed[3]), int(printed[4]), int(printed[6])
+    assert jvm_group == jvm_pid != kernel_group  # a session (and group) of its own
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{jvm_pid}").exists() and "zombie" not in Path(f"/proc/{jvm_pid}/status").read_text():
+        assert time.monotonic() < deadline, "the driver JVM outlived its kernel by a minute"
+        time.sleep(0.1)
+    assert "Failed to delete" not in done.stdout + done.stderr
