@@ -141,13 +141,6 @@ class GroupMember(ConsumerRebalanceListener):
             if self._slot is not None:
                 self._slot.release()  # the slot is free for the next try at once, not when this object is collected
             raise
-        try:
-            # Metadata of every topic before joining: a leader that does not know the topics yet assigns nothing,
-            # and the group waited EMPTY_ASSIGNMENT_RETRY_S to rejoin (2 of 5 warm pipeline runs lost 6 s to it).
-            self.consumer.topics()
-        except BaseException:
-            self.close()
-            raise
         self.consumer.subscribe(list(settings.kind_by_topic), listener=self)
 
     def _consumer(self) -> KafkaConsumer:
