@@ -52,9 +52,9 @@ def spark_home() -> Path:
 
 
 def archive_key(java: Path, spark: Path) -> str:
-    """A digest of the Java build (its binary and libjvm) and the Spark jars (names, sizes, times): the inputs
-    the JVM checks before it maps an archive."""
-    digest = hashlib.sha256()
+    """A digest of the Java build (its binary and libjvm) and the Spark jars (where they are, their names, sizes
+    and times): the inputs the JVM checks before it maps an archive."""
+    digest = hashlib.sha256(f"{spark}\n".encode())  # the archive names the jars by their paths
     java_home = java.parent.parent
     for path in [java, *sorted(java_home.glob("lib/server/libjvm.*"))]:
         stat = path.stat()

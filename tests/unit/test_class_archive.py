@@ -36,7 +36,7 @@ def key(java_home: Path, spark: Path) -> str:
     return class_archive.archive_key(java_home / "bin" / "java", spark)
 
 
-def test_the_key_is_stable_and_changes_with_the_java_build_or_any_spark_jar(installs):
+def test_the_key_is_stable_and_changes_with_the_java_build_any_spark_jar_or_where_spark_is(installs):
     java_home, spark = installs
     first = key(java_home, spark)
     assert key(java_home, spark) == first and len(first) == 16
@@ -46,7 +46,9 @@ def test_the_key_is_stable_and_changes_with_the_java_build_or_any_spark_jar(inst
     third = key(java_home, spark)
     (java_home / "lib" / "server" / "libjvm.so").write_bytes(b"another jvm build")
     fourth = key(java_home, spark)
-    assert len({first, second, third, fourth}) == 4
+    moved = spark.rename(spark.parent / "another-venv")  # the same jars elsewhere: the archive names paths
+    fifth = key(java_home, moved)
+    assert len({first, second, third, fourth, fifth}) == 5
 
 
 def test_the_archive_lives_in_the_cache_named_by_the_key_unless_a_path_or_off_is_set(installs, monkeypatch,
