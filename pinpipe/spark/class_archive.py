@@ -128,9 +128,17 @@ def build(path: Path, log=print) -> Path | None:
                                     capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             result = None
-    if result is None or result.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
+        class_path = Path(work, "class-path").read_text() if Path(work, "class-path").is_file() else None
+    if result is None:
+        why = "timed out"
+    elif result.returncode != 0:
+        why = f"exit {result.returncode}: {result.stderr.strip()[-1500:]}"
+    elif not (class_path and usable(partial, class_path)):
+        why = "the archive it wrote does not map (a JVM refuses it)"
+    else:
+        why = None
+    if why is not None:
         partial.unlink(missing_ok=True)
-        why = "timed out" if result is None else f"exit {result.returncode}: {result.stderr.strip()[-1500:]}"
         failure_note(path).write_text(why + "\n")
         log(f"Spark class archive: not built ({why}); Spark starts without one")
         return None
@@ -140,6 +148,17 @@ def build(path: Path, log=print) -> Path | None:
         f"({path.stat().st_size / 2**20:.0f} MiB)")
     _prune(path)
     return path
+
+
+def usable(archive: Path, class_path: str) -> bool:
+    """Whether a JVM maps `archive` for `class_path` (-Xshare:on fails instead of going on without it). A file cut
+    short (a full disk during the dump) would crash every JVM given it, even without -Xshare:on."""
+    java = java_executable()
+    if java is None or not archive.is_file() or archive.stat().st_size == 0:
+        return False
+    check = subprocess.run([str(java), f"-XX:SharedArchiveFile={archive}", "-Xshare:on", "-cp", class_path,
+                            "-version"], capture_output=True, timeout=120)
+    return check.returncode == 0
 
 
 def _prune(current: Path) -> None:
@@ -198,6 +217,8 @@ def exercise(directory: Path) -> None:
                                                              cache_shared=True, small=small))
         spark_io.write_results(results, str(directory / f"results-{small}"), input_rows=rows, spark=spark)
     gateway = SparkContext._gateway
+    class_path = spark.sparkContext._jvm.java.lang.System.getProperty("java.class.path")
+    (directory / "class-path").write_text(class_path)  # what build() checks the archive against
     spark.stop()
     gateway.proc.stdin.close()  # the JVM exits when its stdin closes, writing the archive on the way out
     if gateway.proc.wait(timeout=BUILD_TIMEOUT_S) != 0:
