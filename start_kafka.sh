@@ -171,10 +171,18 @@ rootLogger.appenderRef.err.ref = err
 LOG
 }
 
-run_java() {  # a short-lived Kafka tool in a JVM tuned for start-up time
-    "$JAVA_BIN" -Xshare:auto -XX:TieredStopAtLevel=1 -Xmx256m \
+run_java() {  # a short-lived Kafka tool ($1: its main class) in a JVM tuned for start-up time
+    local partial flags status=0
+    partial="$(cds_archive "$1").$BASHPID.partial"
+    flags="$(cds_flags "$1" "$partial")"
+    # shellcheck disable=SC2086  # flags is a list of JVM flags
+    "$JAVA_BIN" -Xshare:auto -XX:TieredStopAtLevel=1 -Xmx256m $flags \
         -Dlog4j2.configurationFile="$KAFKA_STATE_DIR/log4j2-tools.properties" \
-        -cp "$KAFKA_CLASSPATH" "$@"
+        -cp "$KAFKA_CLASSPATH" "$@" || status=$?
+    if [[ "$flags" == *ArchiveClassesAtExit* ]]; then
+        if (( status == 0 )); then cds_keep "$1" "$partial"; else rm -f "$partial"; fi
+    fi
+    return "$status"
 }
 
 cluster_id() {  # one id for every node of the cluster, made once and kept
@@ -223,8 +231,13 @@ launch_node() {  # starts the prepared node $1 of a cluster of $2 in the backgro
     set_node "$1" "$2"
     say "Starting Kafka $KAFKA_VERSION node $NODE_ID (KRaft) on $KAFKA_HOST:$NODE_PORT, controller on $NODE_CONTROLLER_PORT"
     : > "$NODE_LOG_DIR/server.log"
-    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS and KAFKA_JIT_OPTS are lists of JVM flags
-    nohup "$JAVA_BIN" $KAFKA_HEAP_OPTS $KAFKA_JIT_OPTS -XX:+UseG1GC -Djava.awt.headless=true \
+    local partial="$NODE_DIR/kafka-cds.partial" flags
+    rm -f "$partial" "$NODE_DIR/cds.note"
+    flags="$(cds_flags kafka.Kafka "$partial")"
+    # no archive yet: this broker writes one when it stops cleanly, which stop_kafka.sh keeps (cds_keep_broker)
+    [[ "$flags" == *ArchiveClassesAtExit* ]] && printf '%s\n%s\n' "$partial" "$KAFKA_CLASSPATH" > "$NODE_DIR/cds.note"
+    # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS, KAFKA_JIT_OPTS and flags are lists of JVM flags
+    nohup "$JAVA_BIN" $KAFKA_HEAP_OPTS $KAFKA_JIT_OPTS $flags -XX:+UseG1GC -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$NODE_DIR/log4j2.properties" \
         -cp "$KAFKA_CLASSPATH" kafka.Kafka "$NODE_CONFIG_FILE" >> "$NODE_LOG_DIR/server.log" 2>&1 < /dev/null &
     echo "$!" > "$NODE_PID_FILE"

@@ -65,6 +65,7 @@ for i in "${!pids[@]}"; do
 done
 for dir in "${dirs[@]}"; do
     [[ -f "$dir/kafka.pid" ]] && ! running_pid "$dir" >/dev/null && rm -f "$dir/kafka.pid"
+    cds_keep_broker "$dir"  # the class archive a first broker wrote as it stopped (kafka_common.sh)
 done
 if [[ "${names[*]}" == "Kafka" ]]; then
     say "Kafka stopped"

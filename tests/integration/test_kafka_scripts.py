@@ -136,3 +136,43 @@ def test_help_describes_cluster_mode_and_stopping_one_node(env):
     stop = run_script("stop_kafka.sh", env, args=["--help"])
     assert "--node N" in stop.stdout
     assert "Kafka node 2 is not running" in run_script("stop_kafka.sh", env, args=["--node", "2"]).stdout
+
+
+def kafka_libs(env) -> Path:
+    """The Kafka jars the session broker runs from (fetched by then)."""
+    shown = subprocess.run(["bash", "-c", 'source scripts/kafka_common.sh && printf %s "$KAFKA_CACHE_DIR"'],
+                           env=env, capture_output=True, text=True, check=True)
+    return Path(shown.stdout)
+
+
+def test_class_archives_come_from_the_first_clean_run_and_the_next_broker_maps_its_own(env, tmp_path, kafka_bootstrap):
+    """The first broker and tools write their class-data archives as they exit cleanly (kept only once a JVM maps
+    them); the next broker maps its archive; KAFKA_CDS=off makes and uses none; a partial archive cut short is
+    removed, never kept."""
+    private = {**env, "KAFKA_HOME": str(kafka_libs(env)), "KAFKA_CACHE_DIR": str(tmp_path / "cache")}
+    cds, state = tmp_path / "cache" / "cds", Path(env["KAFKA_STATE_DIR"])
+    run_script("start_kafka.sh", private)
+    assert sorted(p.name.split("-")[0] for p in cds.glob("*.jsa")) == ["StorageTool", "TopicCommand"]
+    assert f"-XX:ArchiveClassesAtExit={state / 'kafka-cds.partial'}" in broker_arguments(env)
+    run_script("stop_kafka.sh", private)
+    broker_archive = next(cds.glob("Kafka-*.jsa"))
+    assert not list(cds.glob("*.partial")) and not list(state.glob("*.partial")) and not (state / "cds.note").exists()
+
+    run_script("start_kafka.sh", private)
+    assert f"-XX:SharedArchiveFile={broker_archive}" in broker_arguments(env)
+    pid = (state / "kafka.pid").read_text().strip()
+    assert str(broker_archive) in Path(f"/proc/{pid}/maps").read_text()  # mapped, not just named
+    run_script("stop_kafka.sh", private)
+
+    run_script("start_kafka.sh", {**private, "KAFKA_CDS": "off"})
+    assert not any("Archive" in argument for argument in broker_arguments(env))
+    run_script("stop_kafka.sh", private)
+
+    cut, whole = tmp_path / "cut.partial", broker_archive.stat().st_size
+    cut.write_bytes(broker_archive.read_bytes()[:1_000_000])
+    kept = subprocess.run(["bash", "-c", 'source scripts/kafka_common.sh && KAFKA_CLASSPATH="$KAFKA_HOME/libs/*" '
+                           f'&& cds_keep kafka.Kafka {cut} && ls "$KAFKA_CACHE_DIR/cds"'],
+                          env=private, capture_output=True, text=True)
+    assert kept.returncode == 0 and not cut.exists()
+    assert sorted(kept.stdout.split()) == sorted(p.name for p in cds.glob("*.jsa"))
+    assert broker_archive.stat().st_size == whole > 1_000_000  # not replaced by the cut one
