@@ -125,7 +125,8 @@ cds_flags() {  # $1: main class, $2: where a new archive is written (partial); p
 cds_keep() {  # $1: main class, $2: a partial archive a JVM wrote as it exited; kept if a JVM maps it, else removed
     local archive  # (a file cut short, e.g. by a kill during the dump, would crash every JVM given it)
     archive="$(cds_archive "$1")"
-    if [[ -s "$2" ]] && "$JAVA_BIN" -XX:SharedArchiveFile="$2" -Xshare:on -cp "$KAFKA_CLASSPATH" -version >/dev/null 2>&1; then
+    if [[ -s "$2" ]] && "$JAVA_BIN" -XX:SharedArchiveFile="$2" -Xshare:on -XX:ErrorFile=/dev/null -XX:-CreateCoredumpOnCrash \
+            -cp "$KAFKA_CLASSPATH" -version >/dev/null 2>&1; then
         mv -f "$2" "$archive"
     else
         rm -f "$2"

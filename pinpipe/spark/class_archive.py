@@ -32,6 +32,8 @@ from pinpipe.common.schema import CSV_FILES, FIELDS
 OFF = "off"
 KEEP_OTHERS = 2  # archives of other Java or Spark installs kept in the cache directory (the newest)
 BUILD_TIMEOUT_S = 600
+# A JVM that cannot map a broken archive crashes: no hs_err_pid*.log in the working directory, no core dump.
+QUIET_CRASH = ("-XX:ErrorFile=/dev/null", "-XX:-CreateCoredumpOnCrash")
 
 
 def java_executable() -> Path | None:
@@ -156,8 +158,8 @@ def usable(archive: Path, class_path: str) -> bool:
     java = java_executable()
     if java is None or not archive.is_file() or archive.stat().st_size == 0:
         return False
-    check = subprocess.run([str(java), f"-XX:SharedArchiveFile={archive}", "-Xshare:on", "-cp", class_path,
-                            "-version"], capture_output=True, timeout=120)
+    check = subprocess.run([str(java), f"-XX:SharedArchiveFile={archive}", "-Xshare:on", *QUIET_CRASH, "-cp",
+                            class_path, "-version"], capture_output=True, timeout=120)
     return check.returncode == 0
 
 

@@ -174,5 +174,6 @@ def test_class_archives_come_from_the_first_clean_run_and_the_next_broker_maps_i
                            f'&& cds_keep kafka.Kafka {cut} && ls "$KAFKA_CACHE_DIR/cds"'],
                           env=private, capture_output=True, text=True)
     assert kept.returncode == 0 and not cut.exists()
+    assert not list(Path.cwd().glob("hs_err_pid*.log"))  # the refusing JVM left no crash report behind
     assert sorted(kept.stdout.split()) == sorted(p.name for p in cds.glob("*.jsa"))
     assert broker_archive.stat().st_size == whole > 1_000_000  # not replaced by the cut one

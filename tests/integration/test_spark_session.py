@@ -69,6 +69,7 @@ def test_a_class_archive_cut_short_is_refused_before_it_is_used(tmp_path):
         cut.write_bytes(whole.read(1_000_000))
     assert not class_archive.usable(cut, class_path)
     assert not class_archive.usable(archive, str(tmp_path))  # another class path: refused, not mapped
+    assert not list(Path.cwd().glob("hs_err_pid*.log"))  # the refusing JVM left no crash report behind
 
 
 def test_in_a_jupyter_kernel_the_driver_jvm_has_its_own_process_group_and_exits_with_the_kernel(tmp_path):
