@@ -115,7 +115,9 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
     4g) sizes a local JVM's heap, all of it reserved at start: 1,000,000 pins do not fit in Spark's 1g default.
     `kafka`: a new local or cluster session gets Spark's Kafka source (connector.py; Databricks has it built in,
     and a Spark Connect server needs it on its own class path). `input_bytes` (see batch_bytes): a new JVM for a
-    small input compiles with C1 only (jit_options); `small`, when given, decides that instead.
+    small input compiles with C1 only (jit_options); `small`, when given, decides that instead. A new local
+    driver maps Spark's class archive when one is built (class_archive.py) and, in a Jupyter kernel, runs in a
+    process group of its own (_new_session).
     """
     serverless = on_serverless() if serverless is None else serverless
     spark = existing or SparkSession.getActiveSession()
