@@ -54,15 +54,12 @@ def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_ar
     assert "Unable to use shared archive" not in done.stdout + done.stderr
 
 
-def test_a_class_archive_cut_short_is_refused_before_it_is_used(tmp_path):
+def test_a_class_archive_cut_short_is_refused_before_it_is_used(spark, tmp_path):
     """A JVM given a truncated archive crashes, even without -Xshare:on; build() renames an archive into place
     only when a JVM maps it (class_archive.usable), so a dump cut short by a full disk is never used."""
     archive = class_archive.ensure()
     assert archive is not None
-    script = ("from pinpipe.spark.spark_io import get_spark; "
-              "print(get_spark('local[1]').sparkContext._jvm.java.lang.System.getProperty('java.class.path'))")
-    class_path = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "SPARK_DRIVER_MEMORY": "1g"}).stdout.strip().splitlines()[-1]
+    class_path = spark.sparkContext._jvm.java.lang.System.getProperty("java.class.path")  # any local driver's
     assert class_archive.usable(archive, class_path)
     cut = tmp_path / "cut.jsa"
     with open(archive, "rb") as whole:
