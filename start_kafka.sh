@@ -172,15 +172,16 @@ LOG
 }
 
 run_java() {  # a short-lived Kafka tool ($1: its main class) in a JVM tuned for start-up time
-    local partial flags status=0
-    partial="$(cds_archive "$1").$BASHPID.partial"
-    flags="$(cds_flags "$1" "$partial")"
+    local archive partial flags status=0
+    archive="$(cds_archive "$1")"
+    partial="$archive.$BASHPID.partial"
+    flags="$(cds_flags "$archive" "$partial")"
     # shellcheck disable=SC2086  # flags is a list of JVM flags
     "$JAVA_BIN" -Xshare:auto -XX:TieredStopAtLevel=1 -Xmx256m $flags \
         -Dlog4j2.configurationFile="$KAFKA_STATE_DIR/log4j2-tools.properties" \
         -cp "$KAFKA_CLASSPATH" "$@" || status=$?
     if [[ "$flags" == *ArchiveClassesAtExit* ]]; then
-        if (( status == 0 )); then cds_keep "$1" "$partial"; else rm -f "$partial"; fi
+        if (( status == 0 )); then cds_keep "$archive" "$partial"; else rm -f "$partial"; fi
     fi
     return "$status"
 }
@@ -231,11 +232,12 @@ launch_node() {  # starts the prepared node $1 of a cluster of $2 in the backgro
     set_node "$1" "$2"
     say "Starting Kafka $KAFKA_VERSION node $NODE_ID (KRaft) on $KAFKA_HOST:$NODE_PORT, controller on $NODE_CONTROLLER_PORT"
     : > "$NODE_LOG_DIR/server.log"
-    local partial="$NODE_DIR/kafka-cds.partial" flags
+    local partial="$NODE_DIR/kafka-cds.partial" archive flags
     rm -f "$partial" "$NODE_DIR/cds.note"
-    flags="$(cds_flags kafka.Kafka "$partial")"
+    archive="$(cds_archive kafka.Kafka)"
+    flags="$(cds_flags "$archive" "$partial")"
     # no archive yet: this broker writes one when it stops cleanly, which stop_kafka.sh keeps (cds_keep_broker)
-    [[ "$flags" == *ArchiveClassesAtExit* ]] && printf '%s\n%s\n' "$partial" "$KAFKA_CLASSPATH" > "$NODE_DIR/cds.note"
+    [[ "$flags" == *ArchiveClassesAtExit* ]] && printf '%s\n%s\n%s\n' "$partial" "$archive" "$KAFKA_CLASSPATH" > "$NODE_DIR/cds.note"
     # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS, KAFKA_JIT_OPTS and flags are lists of JVM flags
     nohup "$JAVA_BIN" $KAFKA_HEAP_OPTS $KAFKA_JIT_OPTS $flags -XX:+UseG1GC -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$NODE_DIR/log4j2.properties" \

@@ -111,10 +111,9 @@ cds_archive() {  # $1: the JVM's main class; its archive for this Java and these
     printf '%s/cds/%s-%s.jsa' "$KAFKA_CACHE_DIR" "${1##*.}" "$key"
 }
 
-cds_flags() {  # $1: main class, $2: where a new archive is written (partial); prints the JVM's archive flags
+cds_flags() {  # $1: the archive (cds_archive), $2: where a new one is written (partial); prints the JVM's archive flags
     [[ "$KAFKA_CDS" == off ]] && return 0
-    local archive
-    archive="$(cds_archive "$1")"
+    local archive="$1"
     if [[ -s "$archive" ]]; then
         printf '%s' "-XX:SharedArchiveFile=$archive"
     elif mkdir -p "$(dirname "$archive")" 2>/dev/null; then
@@ -122,9 +121,8 @@ cds_flags() {  # $1: main class, $2: where a new archive is written (partial); p
     fi
 }
 
-cds_keep() {  # $1: main class, $2: a partial archive a JVM wrote as it exited; kept if a JVM maps it, else removed
-    local archive  # (a file cut short, e.g. by a kill during the dump, would crash every JVM given it)
-    archive="$(cds_archive "$1")"
+cds_keep() {  # $1: the archive, $2: a partial one a JVM wrote as it exited; kept as $1 if a JVM maps it, else removed
+    local archive="$1"  # (a file cut short, e.g. by a kill during the dump, would crash every JVM given it)
     if [[ -s "$2" ]] && "$JAVA_BIN" -XX:SharedArchiveFile="$2" -Xshare:on -XX:ErrorFile=/dev/null -XX:-CreateCoredumpOnCrash \
             -cp "$KAFKA_CLASSPATH" -version >/dev/null 2>&1; then
         mv -f "$2" "$archive"
@@ -134,9 +132,9 @@ cds_keep() {  # $1: main class, $2: a partial archive a JVM wrote as it exited; 
 }
 
 cds_keep_broker() {  # $1: a node directory whose broker has exited: keep the archive it wrote, if it was to write one
-    local note="$1/cds.note" partial class_path
+    local note="$1/cds.note" partial archive class_path
     [[ -f "$note" ]] || return 0
-    { read -r partial && read -r class_path; } < "$note" || { rm -f "$note"; return 0; }
-    KAFKA_CLASSPATH="$class_path" cds_keep kafka.Kafka "$partial"
+    { read -r partial && read -r archive && read -r class_path; } < "$note" || { rm -f "$note"; return 0; }
+    KAFKA_CLASSPATH="$class_path" cds_keep "$archive" "$partial"
     rm -f "$note"
 }

@@ -165,14 +165,14 @@ def test_class_archives_come_from_the_first_clean_run_and_the_next_broker_maps_i
     run_script("stop_kafka.sh", private)
 
     off = subprocess.run(["bash", "-c", 'source scripts/kafka_common.sh && KAFKA_CLASSPATH="$KAFKA_HOME/libs/*" '
-                          '&& printf "[%s]" "$(cds_flags kafka.Kafka /tmp/x.partial)"'],
+                          '&& printf "[%s]" "$(cds_flags "$(cds_archive kafka.Kafka)" /tmp/x.partial)"'],
                          env={**private, "KAFKA_CDS": "off"}, capture_output=True, text=True)
     assert off.returncode == 0 and off.stdout == "[]"  # KAFKA_CDS=off: a broker gets no archive flag
 
     cut, whole = tmp_path / "cut.partial", broker_archive.stat().st_size
     cut.write_bytes(broker_archive.read_bytes()[:1_000_000])
     kept = subprocess.run(["bash", "-c", 'source scripts/kafka_common.sh && KAFKA_CLASSPATH="$KAFKA_HOME/libs/*" '
-                           f'&& cds_keep kafka.Kafka {cut} && ls "$KAFKA_CACHE_DIR/cds"'],
+                           f'&& cds_keep "$(cds_archive kafka.Kafka)" {cut} && ls "$KAFKA_CACHE_DIR/cds"'],
                           env=private, capture_output=True, text=True)
     assert kept.returncode == 0 and not cut.exists()
     assert not list(Path.cwd().glob("hs_err_pid*.log"))  # the refusing JVM left no crash report behind
