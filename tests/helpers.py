@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.structs import TopicPartition
 
 from pinpipe.common.records import encode_key, encode_value, row_dict
 from pinpipe.common.schema import CSV_FILES, KINDS
@@ -58,28 +60,40 @@ def written_idx_per_batch(batch_dir: Path) -> list[list[int]]:
     return result
 
 
-def consume_all(bootstrap, topic_names, expected, committed_only=True, timeout_ms=10_000):
-    """Every record of the topics from the start (stopping at `expected` records, or when none come for
-    `timeout_ms`)."""
-    consumer = KafkaConsumer(*topic_names, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             isolation_level="read_committed" if committed_only else "read_uncommitted",
-                             consumer_timeout_ms=timeout_ms, enable_auto_commit=False)
-    records = []
+def consume_all(bootstrap, topic_names, expected=None, committed_only=True, timeout_s=120.0):
+    """Every record of the topics from the start: the first `expected` ones, or (None) all of them up to each
+    partition's end as the read began (the last stable offset under read_committed), without waiting for
+    the topics to go quiet."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             isolation_level="read_committed" if committed_only else "read_uncommitted")
+    records, deadline = [], time.monotonic() + timeout_s
     try:
-        for record in consumer:
-            records.append(record)
-            if expected is not None and len(records) >= expected:
-                break
+        partitions = [TopicPartition(t, p) for t in topic_names for p in sorted(_partitions(consumer, t, deadline))]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        ends = consumer.end_offsets(partitions)
+        while (len(records) < expected if expected is not None
+               else any(consumer.position(tp) < end for tp, end in ends.items())):
+            assert time.monotonic() < deadline, f"read {len(records)} records of {topic_names} in {timeout_s} s"
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
     finally:
         consumer.close()
-    return records
+    return records[:expected] if expected is not None else records
+
+
+def _partitions(consumer: KafkaConsumer, topic: str, deadline: float) -> set[int]:
+    while not (partitions := consumer.partitions_for_topic(topic)):
+        assert time.monotonic() < deadline, f"no metadata for topic {topic}"
+        time.sleep(0.2)
+    return partitions
 
 
 def records_in_kafka(bootstrap: str, topics: dict[str, str]) -> dict[int, list[tuple[str, int, int]]]:
     """Ground truth read straight from the log (committed data, every partition): idx -> (kind, partition, offset)."""
     kind_of = {topic: kind for kind, topic in topics.items()}
     found: dict[int, list[tuple[str, int, int]]] = {}
-    for message in consume_all(bootstrap, list(topics.values()), None, timeout_ms=3000):
+    for message in consume_all(bootstrap, list(topics.values())):
         found.setdefault(json.loads(message.value)["idx"], []).append(
             (kind_of[message.topic], message.partition, message.offset))
     return found

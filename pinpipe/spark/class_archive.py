@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from pinpipe.common import csv_format
@@ -101,12 +103,28 @@ def ensure(log=print) -> Path | None:
         return None
     if path.is_file():
         return path
-    failed = failure_note(path)
-    if failed.is_file():
-        log(f"Spark class archive: an earlier build failed ({failed}); Spark starts without one. "
-            f"Retry with: python -m pinpipe.spark.class_archive --rebuild")
-        return None
-    return build(path, log)
+    with _build_lock(path, log):  # one build at a time; a process that waited uses the one just built
+        if path.is_file():
+            return path
+        failed = failure_note(path)
+        if failed.is_file():
+            log(f"Spark class archive: an earlier build failed ({failed}); Spark starts without one. "
+                f"Retry with: python -m pinpipe.spark.class_archive --rebuild")
+            return None
+        return build(path, log)
+
+
+@contextmanager
+def _build_lock(path: Path, log):
+    """An exclusive lock on <archive>.lock for the time of a build (released if the process dies)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"Spark class archive: waiting for another process building {path}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def failure_note(path: Path) -> Path:
@@ -168,7 +186,8 @@ def _prune(current: Path) -> None:
     others = sorted((p for p in current.parent.glob("*.jsa") if p != current),
                     key=lambda p: p.stat().st_mtime, reverse=True)
     for old in others[KEEP_OTHERS:]:
-        old.unlink(missing_ok=True)
+        for stale in (old, old.with_name(old.name + ".lock"), failure_note(old)):
+            stale.unlink(missing_ok=True)
 
 
 # A tiny batch in the extractor's format: the values the cleaning converts (follower counts with k and M,

@@ -163,7 +163,7 @@ def test_broker_down_gives_503_within_the_bound_and_no_false_acknowledgement(tmp
             assert r.status_code == 503
             assert client.get("/health").status_code == 503
         run_script("start_kafka.sh", env)
-        present = {(r.partition, r.offset) for r in consume_all(bootstrap, [topics["pin"]], None, timeout_ms=8000)}
+        present = {(r.partition, r.offset) for r in consume_all(bootstrap, [topics["pin"]])}
         assert {(a["partition"], a["offset"]) for a in acknowledged} <= present
     finally:
         run_script("stop_kafka.sh", env, check=False)
@@ -180,7 +180,7 @@ def test_emulator_with_count_200_commits_exactly_200_triplets(kafka_bootstrap, t
     result = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--count", "200", "--rate", "0",
                              "--random-seed", "1"], env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
-    records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
+    records = consume_all(kafka_bootstrap, list(topics.values()))
     assert Counter(r.topic for r in records) == {topic: 200 for topic in topics.values()}
 
 
@@ -207,7 +207,7 @@ def test_read_committed_never_sees_a_partial_triplet_even_after_sigkill(kafka_bo
     time.sleep(1)  # posting at full speed, transactions open
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
+    records = consume_all(kafka_bootstrap, list(topics.values()))
     assert len(records) > 30
     per_key = defaultdict(Counter)
     for r in records:
@@ -228,7 +228,7 @@ def test_sigterm_stops_emulating_finishes_in_flight_and_exits_0(kafka_bootstrap,
     acked = int(stdout.strip().rsplit(":", 1)[1])
     assert acked >= produced
     # Every acknowledged triplet is in Kafka, and nothing in flight was dropped on the way out.
-    records = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=5000)
+    records = consume_all(kafka_bootstrap, list(topics.values()))
     assert Counter(r.topic for r in records) == {topic: acked for topic in topics.values()}
 
 

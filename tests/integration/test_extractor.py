@@ -160,7 +160,7 @@ def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap,
         proc.wait()
     producer_thread.join()
     lost = [f"{type(f.exception).__name__}: {f.exception}" for f in futures if f.failed()]
-    final = subprocess.run([*command[:-3], "--timeout", "8", "--no-progress", "--allow-partial"], env=env,
+    final = subprocess.run([*command[:-3], "--timeout", "8", "--no-progress", "--allow-partial", "--until-end"], env=env,
                            capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr
 

@@ -95,7 +95,7 @@ def test_stream_equals_batch_on_the_same_kafka_data(spark, kafka_bootstrap, stre
 
 def test_every_committed_record_once_aborted_never_poison_rejected_with_reasons(spark, kafka_bootstrap, streamed):
     topics, rows, config = streamed
-    committed = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=3000)
+    committed = consume_all(kafka_bootstrap, list(topics.values()))
     kind_of = {topic: kind for kind, topic in topics.items()}
     expected_reasons = {}
     for message in committed:
@@ -208,7 +208,7 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
                            timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
     config = streaming.StreamConfig(kafka_bootstrap, topics, str(tmp_path / "tables"), str(tmp_path / "checkpoints"))
-    committed = consume_all(kafka_bootstrap, list(topics.values()), None, timeout_ms=3000)
+    committed = consume_all(kafka_bootstrap, list(topics.values()))
     poison = {(m.topic, m.partition, m.offset) for m in committed if m.key == b"poison"}
     valid = {(m.topic, m.partition, m.offset) for m in committed} - poison
     assert len(valid) > 300 and len(poison) == 5

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -85,6 +86,31 @@ def test_a_failed_build_is_not_retried_on_every_run_until_asked(installs, monkey
     assert "an earlier build failed" in lines[0] and "--rebuild" in lines[0]
 
 
+def test_two_processes_that_want_the_archive_at_once_build_it_once(installs, monkeypatch):
+    """The second waits on the first's lock (flock: one per open file, so two threads stand in for two
+    processes), then uses the archive the first built."""
+    path = class_archive.archive_path()
+    builds, entered = [], threading.Event()
+
+    def slow_build(target, log):
+        builds.append(target)
+        entered.set()
+        time.sleep(0.5)
+        target.write_bytes(b"archive")
+        return target
+
+    monkeypatch.setattr(class_archive, "build", slow_build)
+    logs: list[list[str]] = [[], []]
+    got = [None, None]
+    first = threading.Thread(target=lambda: got.__setitem__(0, class_archive.ensure(log=logs[0].append)))
+    first.start()
+    assert entered.wait(10)
+    got[1] = class_archive.ensure(log=logs[1].append)  # while the first is building
+    first.join(10)
+    assert builds == [path] and got == [path, path]
+    assert any("waiting for another process" in line for line in logs[1])
+
+
 def test_a_build_that_fails_leaves_no_archive_and_a_note(installs, monkeypatch):
     """The exercise run exits non-zero (here: a Spark install with no real jars): nothing is renamed into place."""
     path = class_archive.archive_path()
@@ -102,8 +128,11 @@ def test_pruning_keeps_the_newest_archives_of_other_installs(tmp_path):
         os.utime(tmp_path / f"{name}.jsa", (now - 100 * age, now - 100 * age))
     current = tmp_path / "current.jsa"
     current.write_bytes(b"x")
+    for name in ("c", "d"):  # what a pruned archive's build left beside it goes with it
+        (tmp_path / f"{name}.jsa.lock").write_bytes(b"")
+        (tmp_path / f"{name}.jsa.failed").write_text("exit 1\n")
     class_archive._prune(current)
-    assert sorted(p.name for p in tmp_path.glob("*.jsa")) == ["a.jsa", "b.jsa", "current.jsa"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsa", "b.jsa", "current.jsa"]
 
 
 def test_the_sample_batch_is_three_files_in_the_extractors_format(tmp_path):
