@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,9 +157,52 @@ def _updates_writer(path: str):
     return write
 
 
-def start(spark: SparkSession, config: StreamConfig) -> dict[str, StreamingQuery]:
+class CheckpointMismatch(ValueError):
+    """A table holds batches its query's checkpoint does not know: running would lose or mix records."""
+
+
+def _latest_batch(log_dir: Path) -> int | None:
+    """The highest batch id in a streaming log directory (entries named N or N.compact), None when it has none."""
+    if not log_dir.is_dir():
+        return None
+    ids = [int(entry.name.split(".")[0]) for entry in log_dir.iterdir()
+           if re.fullmatch(r"\d+(\.compact)?", entry.name)]
+    return max(ids, default=None)
+
+
+def check_tables_match_checkpoints(config: StreamConfig, databricks: bool = False) -> None:
+    """Refuse to start when a table holds more batches than its query's checkpoint has begun (a checkpoint
+    deleted or replaced while its table was kept). Spark's file sink skips every batch id its log already lists,
+    so the new checkpoint's first batches would be dropped without a word (here: 500 new posts, none written);
+    posts_per_minute would overwrite its old batch_id=N folders with unrelated counts. Checked where the driver's
+    Python can see the folders (local paths, Volumes, dbfs on Databricks); an object store is not checked."""
+    for name in TABLES:
+        table = locations.resolve(config.table(name), databricks).local
+        checkpoint = locations.resolve(config.checkpoint(name), databricks).local
+        if table is None or checkpoint is None:
+            continue
+        if name == "posts_per_minute":
+            written = [int(p.name.split("=", 1)[1]) for p in Path(table).glob("batch_id=*")
+                       if p.name.split("=", 1)[1].isdigit()]
+            in_table = max(written, default=None)
+        else:
+            in_table = _latest_batch(Path(table) / "_spark_metadata")
+        if in_table is None:
+            continue
+        begun = _latest_batch(Path(checkpoint) / "offsets")
+        if begun is None or begun < in_table:
+            raise CheckpointMismatch(
+                f"{config.table(name)} holds batches up to {in_table}, but its checkpoint {config.checkpoint(name)} "
+                f"{'has none' if begun is None else f'only began up to {begun}'}: Spark would skip the new batches "
+                f"up to {in_table} and lose their records. Use the checkpoint folder that wrote the table, or start "
+                f"afresh with both folders removed (or a new output folder).")
+
+
+def start(spark: SparkSession, config: StreamConfig, databricks: bool = False) -> dict[str, StreamingQuery]:
     """Start the five queries (see the module's doc); they run until stopped, or with availableNow until what
-    the topics held at start is processed."""
+    the topics held at start is processed. Tables whose checkpoints do not match them are refused first
+    (check_tables_match_checkpoints)."""
+    check_tables_match_checkpoints(config, databricks)
     queries = {}
     for kind in KINDS:
         name = f"cleaned_{kind}"
@@ -268,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
                           locations.resolve(args.checkpoint_dir, False).spark,
                           args.trigger, args.max_offsets_per_trigger)
     spark = get_spark(args.master, app_name="pinterest-stream", kafka=True, small=args.small)
-    queries = start(spark, config)
+    try:
+        queries = start(spark, config)
+    except CheckpointMismatch as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         await_all(queries)
     except KeyboardInterrupt:

@@ -132,6 +132,28 @@ def test_live_counts_are_posts_per_category_per_minute(spark, streamed):
     assert summary["complete_idx"] == 400
 
 
+def test_tables_kept_with_a_new_checkpoint_folder_are_refused_before_any_query_starts(spark, streamed, tmp_path):
+    """The notebook's tables with an empty checkpoint folder: Spark's file sinks would skip the new checkpoint's
+    first batches (their ids are in the sinks' logs) and lose those records; start refuses instead."""
+    topics, rows, config = streamed
+    fresh = streaming.StreamConfig(config.bootstrap_servers, topics, config.output_dir, str(tmp_path / "checkpoints"))
+    with pytest.raises(streaming.CheckpointMismatch, match=r"cleaned_pin holds batches up to \d+.* has none"):
+        streaming.start(spark, fresh)
+    assert spark.streams.active == [] and not (tmp_path / "checkpoints").exists()
+
+
+def test_the_command_line_says_so_and_exits_2(spark, streamed, tmp_path, monkeypatch, capsys):
+    topics, rows, config = streamed
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", config.bootstrap_servers)
+    for kind, topic in topics.items():
+        monkeypatch.setenv(f"{kind.upper()}_TOPIC", topic)
+    code = streaming.main(["--output-dir", config.output_dir, "--checkpoint-dir", str(tmp_path / "checkpoints"),
+                           "--master", "local[2]"])  # the test session is active: main uses it
+    err = capsys.readouterr().err
+    assert code == 2 and spark.streams.active == []
+    assert err.startswith("error: ") and "Spark would skip the new batches" in err
+
+
 def commits_done(root) -> int:
     commits = root / "checkpoints" / "cleaned_pin" / "commits"
     return len([p for p in commits.iterdir() if p.name.isdigit()]) if commits.exists() else 0
