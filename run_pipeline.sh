@@ -12,6 +12,7 @@ COUNT="${PIPELINE_COUNT:-500}"
 RATE="${PIPELINE_RATE:-0}"
 KEEP_SERVICES="${PIPELINE_KEEP_SERVICES:-0}"
 STREAM="${PIPELINE_STREAM:-0}"
+PRESTART="${PIPELINE_PRESTART_SPARK:-1}"
 
 usage() {
     cat <<USAGE
@@ -23,6 +24,9 @@ Usage: ./run_pipeline.sh [--count N] [--rate R] [--stream] [--keep-services]
                     checkpoints go to \$STREAM_DIR (default stream_data) and carry on from run to run
                     (env PIPELINE_STREAM=1)
   --keep-services   leave Kafka and PostgreSQL running afterwards (env PIPELINE_KEEP_SERVICES=1)
+
+The notebook's kernel and Spark session start at the beginning, beside the other stages, and the notebook
+runs once the batch is written; PIPELINE_PRESTART_SPARK=0 starts them only then.
 
 Every setting in README's configuration table applies (KAFKA_PORT, BATCH_DIR, POSTER_PORT, ...).
 Logs of each stage go to \$BATCH_DIR/logs/.
@@ -55,7 +59,13 @@ stop_kafka() {
     ./stop_kafka.sh >> "$LOG_DIR/kafka.log" 2>&1 || say "warning: stopping Kafka failed; see $LOG_DIR/kafka.log" >&2
 }
 
+NOTEBOOK_PID=""  # the batch notebook's runner, started early (it waits for the batch)
+
 cleanup() {
+    if [[ -n "$NOTEBOOK_PID" ]]; then  # an earlier stage failed: the runner stops its kernel and Spark
+        kill "$NOTEBOOK_PID" 2>/dev/null || true
+        wait "$NOTEBOOK_PID" 2>/dev/null || true
+    fi
     if [[ -n "$KAFKA_STOPPING" ]]; then
         wait "$KAFKA_STOPPING" || true
     elif [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 ]]; then
@@ -70,12 +80,16 @@ stage() {
     shift 2
     say "==> $name"
     "$@" > "$log" 2>&1 || status=$?
-    if (( status != 0 )); then
-        say "error: stage '$name' failed (exit $status). Log: $log" >&2
-        tail -n 25 "$log" >&2 || true
+    stage_done "$name" "$log" "$status" "$started"
+}
+
+stage_done() {  # NAME LOG STATUS STARTED: stop on a failed stage, else note its time
+    if (( $3 != 0 )); then
+        say "error: stage '$1' failed (exit $3). Log: $2" >&2
+        tail -n 25 "$2" >&2 || true
         exit 1
     fi
-    TIMINGS+=("--timing" "$name=$((SECONDS - started))")
+    TIMINGS+=("--timing" "$1=$((SECONDS - $4))")
 }
 
 started_all=$SECONDS
@@ -85,6 +99,23 @@ ensure_venv
 PY=.venv/bin/python
 $PY -m pinpipe.spark.class_archive  # Spark drivers start faster with it; built once (pinpipe/spark/class_archive.py)
 TIMINGS+=("--timing" "setup=$((SECONDS - venv_started))")
+
+# The batch notebook runs headless (papermill) and is rendered to report.html by one runner
+# (pinpipe/notebook_report.py). It starts now: its kernel and Spark session come up beside Kafka, the poster
+# and the extractor, and it runs the notebook once the batch is written (--when-exists); the JVM's flags follow
+# the batch's expected size. PIPELINE_PRESTART_SPARK=0: the runner starts only then (a 4g driver heap is not
+# held meanwhile).
+BATCH_WRITTEN="$LOG_DIR/.batch-written"
+rm -f "$BATCH_WRITTEN"
+start_notebook() {  # [--when-exists FILE --prestart-spark small|large]
+    $PY -m pinpipe.notebook_report batch_processing_spark.ipynb "$BATCH_DIR/report.ipynb" \
+        --html "$BATCH_DIR/report.html" -p input_dir "$BATCH_DIR" -p output_dir "$BATCH_DIR/results" "$@" \
+        > "$LOG_DIR/notebook.log" 2>&1 &
+    NOTEBOOK_PID=$!
+}
+if [[ "$PRESTART" == 1 ]]; then
+    start_notebook --when-exists "$BATCH_WRITTEN" --prestart-spark "$( (( COUNT <= 10000 )) && echo small || echo large)"
+fi
 
 if kafka_running; then
     say "==> kafka: already running; it will be left running"
@@ -113,9 +144,15 @@ if [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 && "$STREAM" != 1 ]]; then
     KAFKA_STOPPING=$!
 fi
 
-# The notebook runs headless (papermill) and is rendered to report.html in the same process.
-stage spark "$LOG_DIR/notebook.log" $PY -m pinpipe.notebook_report batch_processing_spark.ipynb \
-    "$BATCH_DIR/report.ipynb" --html "$BATCH_DIR/report.html" -p input_dir "$BATCH_DIR" -p output_dir "$BATCH_DIR/results"
+say "==> spark"
+spark_started=$SECONDS
+touch "$BATCH_WRITTEN"  # the waiting runner starts the notebook
+[[ -n "$NOTEBOOK_PID" ]] || start_notebook
+status=0
+wait "$NOTEBOOK_PID" || status=$?
+NOTEBOOK_PID=""
+rm -f "$BATCH_WRITTEN"
+stage_done spark "$LOG_DIR/notebook.log" "$status" "$spark_started"
 grep -h "^warning: could not render" "$LOG_DIR/notebook.log" >&2 || true
 
 STREAM_ARGS=()

@@ -2,6 +2,9 @@
 embedded database), the next ones are timed. Prints each run's stage times as the pipeline reports them, and
 the Spark stage split into the notebook's own cells (from the executed notebook papermill writes):
 the session cell (Spark's start) and the rest.
+
+--compare-prestart: each timed run is a pair, the notebook's kernel and Spark session started at the beginning
+(the default) and only once the batch is written (PIPELINE_PRESTART_SPARK=0), in alternating order.
 """
 from __future__ import annotations
 
@@ -32,24 +35,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=2, help="timed runs after the warm-up run (default 2)")
     parser.add_argument("--count", type=int, default=500, help="triplets per run (the pipeline's default, 500)")
+    parser.add_argument("--compare-prestart", action="store_true",
+                        help="time each run with and without the early kernel and Spark session")
     args = parser.parse_args()
     batch_dir = os.environ.get("BATCH_DIR", "batch_data")
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}; ./run_pipeline.sh --count {args.count}, "
           f"1 warm-up run, then {args.runs} timed", flush=True)
     for run in range(args.runs + 1):
-        started = time.perf_counter()
-        result = subprocess.run(["./run_pipeline.sh", "--count", str(args.count)], cwd=PROJECT_ROOT,
-                                capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        if result.returncode != 0:
-            raise SystemExit(f"run_pipeline.sh failed (exit {result.returncode}):\n{result.stdout[-3000:]}"
-                             f"{result.stderr[-3000:]}")
-        stages = re.search(r"^\s*time\s+(.*)$", result.stdout, re.M)
-        session, cells = notebook_split(str(PROJECT_ROOT / batch_dir / "report.ipynb"))
-        label = "warm-up" if run == 0 else f"run {run}"
-        print(f"{label:>8}: wall {wall:5.1f} s; stages: {stages.group(1) if stages else '?'}; "
-              f"notebook: session cell {session:.1f} s, other cells {cells:.1f} s   goal (warm): total <= 30 s",
-              flush=True)
+        sides = ["1", "0"] if args.compare_prestart and run > 0 else ["1"]
+        for prestart in sides if run % 2 else sides[::-1]:
+            label = "warm-up" if run == 0 else f"run {run}"
+            if args.compare_prestart and run > 0:
+                label += " early" if prestart == "1" else " late"
+            timed(label, args.count, batch_dir, prestart)
+
+
+def timed(label: str, count: int, batch_dir: str, prestart: str) -> None:
+    started = time.perf_counter()
+    result = subprocess.run(["./run_pipeline.sh", "--count", str(count)], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, env={**os.environ, "PIPELINE_PRESTART_SPARK": prestart})
+    wall = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"run_pipeline.sh failed (exit {result.returncode}):\n{result.stdout[-3000:]}"
+                         f"{result.stderr[-3000:]}")
+    stages = re.search(r"^\s*time\s+(.*)$", result.stdout, re.M)
+    session, cells = notebook_split(str(PROJECT_ROOT / batch_dir / "report.ipynb"))
+    print(f"{label:>13}: wall {wall:5.1f} s; stages: {stages.group(1) if stages else '?'}; "
+          f"notebook: session cell {session:.1f} s, other cells {cells:.1f} s   goal (warm): total <= 30 s",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,22 @@ A notebook that fails is still rendered, so its report shows the error; the exit
 
     python -m pinpipe.notebook_report batch_processing_spark.ipynb batch_data/report.ipynb \\
         --html batch_data/report.html -p input_dir batch_data
+
+With --when-exists FILE the kernel starts at once and the notebook runs when FILE appears (run_pipeline.sh
+creates it once the batch is written); --prestart-spark also starts the notebook's Spark session meanwhile, so
+the kernel's and the JVM's start overlap the stages before. The notebook then finds the session already
+active (spark_io.get_spark) and runs unchanged; only its JVM's flags were chosen from the hint (small or large
+batch) instead of the batch's size. An orphaned runner (its parent gone) stops waiting and exits.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -45,28 +55,130 @@ class _Exporter(threading.Thread):
         tmp.replace(html)
 
 
+class _Termination:
+    """SIGTERM as SystemExit(143), except inside `deferred()`, which raises it on the way out instead."""
+
+    def __init__(self) -> None:
+        self.deferring = self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.deferring:
+            self.requested = True
+        else:
+            sys.exit(128 + signum)
+
+    @contextmanager
+    def deferred(self):
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.requested:
+            sys.exit(128 + signal.SIGTERM)
+
+
+class _EarlyKernel:
+    """The notebook's kernel, started before the notebook can run, with its Spark session when asked."""
+
+    def __init__(self, notebook: Path) -> None:
+        import nbformat
+        from jupyter_client.manager import KernelManager
+
+        kernel = nbformat.read(str(notebook), as_version=4).metadata.get("kernelspec", {}).get("name", "python3")
+        self.manager = KernelManager(kernel_name=kernel)
+        self.manager.start_kernel()
+
+    def start_spark(self, notebook: Path, parameters: dict[str, str], small: bool) -> None:
+        """get_spark as the notebook's first cell will call it: on the `spark_master` given, else the parameters
+        cell's default. A failure is only reported: the kernel restarts and the notebook starts Spark itself."""
+        import ast
+
+        import papermill
+
+        master = parameters.get("spark_master")
+        if master is None:
+            default = papermill.inspect_notebook(str(notebook)).get("spark_master", {}).get("default")
+            master = ast.literal_eval(default) if default else "local[*]"
+        code = ("import matplotlib.pyplot\n"  # what the chart cells import, imported now
+                "from pinpipe.spark.spark_io import get_spark\n"
+                f"get_spark({master!r}, small={small!r})\n")
+        client = self.manager.client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=120)
+            reply = client.execute_interactive(code, output_hook=lambda message: None, timeout=600)
+            if reply["content"]["status"] != "ok":
+                raise RuntimeError(f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+        except Exception as error:
+            print(f"warning: could not start Spark early ({error}); the notebook starts it", file=sys.stderr)
+            self.manager.restart_kernel(now=True)
+        finally:
+            client.stop_channels()
+
+    @staticmethod
+    def wait_for(path: Path, parent: int, poll_s: float = 0.1) -> bool:
+        """True once `path` exists; False when this process is orphaned first (its parent, `parent`, exited)."""
+        while not path.exists():
+            if os.getppid() != parent:
+                return False
+            time.sleep(poll_s)
+        return True
+
+    def shutdown(self) -> None:
+        if self.manager.has_kernel:
+            self.manager.shutdown_kernel(now=False)
+
+
 def main(argv: list[str] | None = None) -> int:
+    parent = os.getppid()  # who is to create --when-exists' file
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", type=Path, help="the notebook to run")
     parser.add_argument("output", type=Path, help="where the executed notebook goes")
     parser.add_argument("--html", type=Path, help="also render the executed notebook to this HTML file")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a text parameter for the notebook's parameters cell (repeatable)")
+    parser.add_argument("--when-exists", type=Path, metavar="FILE",
+                        help="start the kernel now and run the notebook once FILE exists")
+    parser.add_argument("--prestart-spark", choices=("small", "large"),
+                        help="with --when-exists: also start the notebook's Spark session while waiting, its JVM "
+                             "tuned for a small or a large batch")
     args = parser.parse_args(argv)
     if not args.notebook.is_file():
         parser.error(f"no such notebook: {args.notebook}")
+    if args.prestart_spark and not args.when_exists:
+        parser.error("--prestart-spark needs --when-exists")
 
+    if args.when_exists:  # imported before the exporter's thread imports nbconvert, which imports it too
+        import jupyter_client.manager  # noqa: F401  (two threads importing one package: a circular-import error)
     exporter = _Exporter(args.notebook) if args.html else None
     if exporter:
         exporter.start()
+    # SIGTERM (run_pipeline.sh when an earlier stage failed) unwinds, so the kernel and its JVM are shut down;
+    # while the early Spark session is starting it waits for that to finish (a kernel stopped while pyspark
+    # launches its JVM leaves the JVM running: py4j's server thread keeps it alive once the launch is cut off).
+    termination = _Termination()
+    early = _EarlyKernel(args.notebook) if args.when_exists else None
     import papermill
 
     failed = None
     try:
+        if early is not None and args.prestart_spark:
+            with termination.deferred():
+                early.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark == "small")
+        if early is not None and not early.wait_for(args.when_exists, parent):
+            print(f"error: the process that was to create {args.when_exists} is gone; not running "
+                  f"{args.notebook}", file=sys.stderr)
+            return 1
         papermill.execute_notebook(str(args.notebook), str(args.output), parameters=dict(args.parameter),
-                                   log_output=False, progress_bar=False)
+                                   log_output=False, progress_bar=False,
+                                   **({"km": early.manager} if early else {}))
     except papermill.PapermillExecutionError as error:
         failed = error
+    finally:
+        if early is not None:
+            early.shutdown()
     if exporter:
         try:
             exporter.render(args.output, args.html)

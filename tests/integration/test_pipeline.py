@@ -5,11 +5,15 @@ import csv
 import json
 import os
 import subprocess
+import time
+import uuid
+from pathlib import Path
 
 import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
 from tests.conftest import TEST_KAFKA_PORT, free_port
+from tests.helpers import process_arguments
 
 
 @pytest.mark.slow
@@ -46,3 +50,35 @@ def test_run_pipeline_end_to_end(tmp_path):
     # What it started, it stopped.
     assert not (tmp_path / "kafka" / "kafka.pid").exists()
     assert not (tmp_path / "pg" / "postmaster.pid").exists()
+
+
+@pytest.mark.slow
+def test_a_failed_stage_stops_the_early_notebook_runner_and_everything_it_started(tmp_path):
+    """The poster cannot reach its database: the run stops there, names the stage, and leaves nothing running:
+    not the notebook's early kernel or Spark driver (which were starting beside Kafka), not Kafka."""
+    marker = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env.update(KAFKA_PORT=str(TEST_KAFKA_PORT + 310), KAFKA_CONTROLLER_PORT=str(TEST_KAFKA_PORT + 311),
+               KAFKA_STATE_DIR=str(tmp_path / "kafka"), BATCH_DIR=str(tmp_path / "batch_data"),
+               POSTER_PORT=str(free_port()), DATABASE_URL=f"postgresql://127.0.0.1:{free_port()}/nothing",
+               PINPIPE_RUN_MARKER=marker)
+    result = subprocess.run([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "5"], env=env, capture_output=True,
+                            text=True, timeout=600, cwd=PROJECT_ROOT)
+    assert result.returncode == 1 and "error: stage 'poster' failed" in result.stderr, result.stdout + result.stderr
+    assert not (tmp_path / "kafka" / "kafka.pid").exists()
+    assert not (tmp_path / "batch_data" / "report.ipynb").exists()
+
+    def left() -> list[str]:  # processes of this run still there (they inherited the marker)
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and f"PINPIPE_RUN_MARKER={marker}".encode() in (proc / "environ").read_bytes():
+                    found.append(" ".join(process_arguments(proc.name))[:200])
+            except OSError:
+                continue
+        return found
+
+    deadline = time.monotonic() + 30  # a driver JVM runs Spark's shutdown hooks once its kernel has gone
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert left() == []
