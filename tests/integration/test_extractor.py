@@ -92,12 +92,12 @@ def test_not_enough_data_exits_2_and_allow_partial_writes_what_there_is(kafka_bo
     settings = settings_for(kafka_bootstrap, topics, tmp_path)
     short = run_extractor(settings, count=50, timeout_s=5)
     assert short.exit_code == EXIT_NOT_ENOUGH_DATA and short.batches == [] and short.complete_unwritten == 20
-    cli = subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "50", "--timeout", "5",
+    cli = subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), "--count", "50", "--until-end",
                           "--no-progress", "--group-id", f"g-{topics['pin']}"], capture_output=True, text=True,
                          env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
                               "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "BATCH_DIR": str(tmp_path)})
     assert cli.returncode == 2 and "only 20 of 50 triplets are complete" in cli.stderr and "--allow-partial" in cli.stderr
-    partial = run_extractor(settings, count=50, timeout_s=5, allow_partial=True)
+    partial = run_extractor(settings, count=50, timeout_s=5, allow_partial=True, until_end=True)
     assert partial.exit_code == 0 and [m.rows for m in partial.batches] == [20]
 
 

@@ -7,11 +7,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
 from tests.conftest import TEST_KAFKA_PORT, kafka_env, run_script
-from tests.helpers import process_arguments
+from tests.helpers import consume_all, process_arguments
 
 PORT = TEST_KAFKA_PORT + 100
 TOPICS = {"PIN_TOPIC": "scripts.pin", "GEO_TOPIC": "scripts.geo", "USER_TOPIC": "scripts.user"}
@@ -58,14 +58,7 @@ def test_message_survives_a_restart_and_topics_have_the_configured_partitions(en
     assert "warning: topic scripts.pin has 2 partitions, not KAFKA_PARTITIONS=3" in restarted.stderr
     assert "with partitions scripts.pin 2, scripts.geo 2, scripts.user 2" in restarted.stdout
 
-    consumer = KafkaConsumer(
-        "scripts.pin", bootstrap_servers=bootstrap(), auto_offset_reset="earliest", consumer_timeout_ms=15_000
-    )
-    try:
-        values = [record.value for record in consumer]
-    finally:
-        consumer.close()
-    assert values == [payload]
+    assert [record.value for record in consume_all(bootstrap(), ["scripts.pin"])] == [payload]
 
 
 def test_start_twice_says_already_running_and_stop_twice_is_harmless(env):
