@@ -56,15 +56,17 @@ class _Exporter(threading.Thread):
 
 
 class _Termination:
-    """SIGTERM as SystemExit(143), except inside `deferred()`, which raises it on the way out instead."""
+    """SIGTERM and SIGINT as SystemExit(128 + signal), except inside `deferred()`, which exits on the way out
+    instead."""
 
     def __init__(self) -> None:
-        self.deferring = self.requested = False
-        signal.signal(signal.SIGTERM, self._handle)
+        self.deferring, self.requested = False, None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame) -> None:
         if self.deferring:
-            self.requested = True
+            self.requested = signum
         else:
             sys.exit(128 + signum)
 
@@ -75,8 +77,8 @@ class _Termination:
             yield
         finally:
             self.deferring = False
-        if self.requested:
-            sys.exit(128 + signal.SIGTERM)
+        if self.requested is not None:
+            sys.exit(128 + self.requested)
 
 
 class _EarlyKernel:
@@ -155,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     exporter = _Exporter(args.notebook) if args.html else None
     if exporter:
         exporter.start()
-    # SIGTERM (run_pipeline.sh when an earlier stage failed) unwinds, so the kernel and its JVM are shut down;
-    # while the early Spark session is starting it waits for that to finish (a kernel stopped while pyspark
-    # launches its JVM leaves the JVM running: py4j's server thread keeps it alive once the launch is cut off).
+    # SIGTERM (run_pipeline.sh when an earlier stage failed) and SIGINT (Ctrl-C) unwind, so the kernel and its
+    # JVM are shut down; while the early Spark session starts they wait for that to finish (a kernel stopped
+    # while pyspark launches its JVM leaves the JVM running: py4j's server thread keeps it alive).
     termination = _Termination()
     early = _EarlyKernel(args.notebook) if args.when_exists else None
     import papermill
