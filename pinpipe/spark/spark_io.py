@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import warnings
@@ -164,8 +165,29 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSess
         # client kills the whole group 2.5 s later, part-way through Spark's shutdown hooks ("Failed to delete"
         # stack traces): 2.6 s after the last cell. On its own, the JVM exits when the kernel does (its stdin
         # closes), hooks and all, and the kernel exits at once.
-        SparkContext(conf=conf, gateway=launch_gateway(conf, popen_kwargs={"start_new_session": True}))
+        try:
+            gateway = launch_gateway(conf, popen_kwargs={"start_new_session": True})
+        except BaseException:  # e.g. the kernel interrupted or shut down while the JVM was starting
+            _stop_driver_launch()
+            raise
+        SparkContext(conf=conf, gateway=gateway)
     return SparkSession.builder.config(conf=conf).getOrCreate()
+
+
+def _stop_driver_launch() -> None:
+    """SIGTERM the process group of this process's driver launch (a child whose command line ends in
+    `pyspark-shell`: spark-submit's shell, then the JVM it becomes; Linux /proc, elsewhere nothing). A
+    launch_gateway cut short removes the folder its JVM was to write its port to; the JVM's main thread then
+    fails, py4j's server thread keeps it alive, and in a process group of its own nothing else would stop it
+    (found here: a kernel shut down while its session started left a 4g driver running)."""
+    me = str(os.getpid())
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            if ppid == me and (proc / "cmdline").read_bytes().rstrip(b"\0").endswith(b"pyspark-shell"):
+                os.killpg(int(proc.name), signal.SIGTERM)  # started with start_new_session: its own group
+        except (OSError, IndexError, ValueError):
+            continue
 
 
 def _set(spark: SparkSession, key: str, value: str) -> None:

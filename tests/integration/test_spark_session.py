@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from pinpipe.spark import class_archive
@@ -96,3 +97,59 @@ def test_in_a_jupyter_kernel_the_driver_jvm_has_its_own_process_group_and_exits_
         assert time.monotonic() < deadline, "the driver JVM outlived its kernel by a minute"
         time.sleep(0.1)
     assert "Failed to delete" not in done.stdout + done.stderr
+
+
+def test_a_kernel_interrupted_while_its_driver_starts_leaves_no_jvm_behind():
+    """The driver JVM has a process group of its own in a kernel, so nothing else stops it: a get_spark
+    interrupted in the middle of pyspark's launch (here by the kernel's interrupt, as Jupyter's stop button
+    or a shutdown does) must stop the launch it began."""
+    from jupyter_client.manager import KernelManager
+
+    marker = uuid.uuid4().hex
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(env={**os.environ, "SPARK_DRIVER_MEMORY": "1g", "PINPIPE_LAUNCH_TEST": marker})
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        kernel = manager.provisioner.pid
+        client.execute("from pinpipe.spark.spark_io import get_spark\nget_spark('local[1]', input_bytes=1000)")
+        deadline = time.monotonic() + 60
+        while not launches(kernel):  # spark-submit's shell, then the JVM, a child of the kernel
+            assert time.monotonic() < deadline, "no driver launch within 60 s"
+            time.sleep(0.02)
+        manager.interrupt_kernel()  # KeyboardInterrupt inside launch_gateway
+        reply = client.get_shell_msg(timeout=120)
+        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+        deadline = time.monotonic() + 30
+        while marked(marker) != [kernel]:
+            assert time.monotonic() < deadline, f"left running: {marked(marker)} (kernel {kernel})"
+            time.sleep(0.2)
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def launches(parent: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and (proc / "cmdline").read_bytes().rstrip(b"\0").endswith(b"pyspark-shell"):
+                found.append(int(proc.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def marked(marker: str) -> list[int]:
+    """Live processes (not zombies) whose environment holds the marker."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (f"PINPIPE_LAUNCH_TEST={marker}".encode() in (proc / "environ").read_bytes()
+                    and "zombie" not in (proc / "status").read_text()):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return sorted(found)
