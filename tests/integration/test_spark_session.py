@@ -99,35 +99,43 @@ def test_in_a_jupyter_kernel_the_driver_jvm_has_its_own_process_group_and_exits_
     assert "Failed to delete" not in done.stdout + done.stderr
 
 
-def test_a_kernel_interrupted_while_its_driver_starts_leaves_no_jvm_behind():
-    """The driver JVM has a process group of its own in a kernel, so nothing else stops it: a get_spark
-    interrupted in the middle of pyspark's launch (here by the kernel's interrupt, as Jupyter's stop button
-    or a shutdown does) must stop the launch it began."""
-    from jupyter_client.manager import KernelManager
+CUT_SHORT = """
+import os, sys, time
+import ipykernel  # noqa: F401  (get_spark launches the driver as it does in a Jupyter kernel)
+import pyspark.java_gateway
+from tests.integration.test_spark_session import launches
 
+real_sleep = time.sleep
+
+def sleep(seconds):  # launch_gateway's wait for the JVM's port: cut short once the launch has begun
+    if launches(os.getpid()):
+        raise KeyboardInterrupt("cut short mid-launch")
+    real_sleep(seconds)
+
+pyspark.java_gateway.time.sleep = sleep
+from pinpipe.spark.spark_io import get_spark
+try:
+    get_spark("local[1]", input_bytes=1000)
+except KeyboardInterrupt as error:
+    print("interrupted:", error)
+"""
+
+
+def test_a_driver_launch_cut_short_leaves_no_jvm_behind(tmp_path):
+    """In a kernel the driver JVM has a process group of its own, so nothing else stops it: a get_spark cut short
+    in the middle of pyspark's launch (Jupyter's stop button, a kernel shut down) must stop the launch it began.
+    Deterministic stand-in for the interrupt: launch_gateway's wait raises KeyboardInterrupt once spark-submit
+    runs (with the kernel's own interrupt the moment was a race)."""
     marker = uuid.uuid4().hex
-    manager = KernelManager(kernel_name="python3")
-    manager.start_kernel(env={**os.environ, "SPARK_DRIVER_MEMORY": "1g", "PINPIPE_LAUNCH_TEST": marker})
-    client = manager.client()
-    client.start_channels()
-    try:
-        client.wait_for_ready(timeout=60)
-        kernel = manager.provisioner.pid
-        client.execute("from pinpipe.spark.spark_io import get_spark\nget_spark('local[1]', input_bytes=1000)")
-        deadline = time.monotonic() + 60
-        while not launches(kernel):  # spark-submit's shell, then the JVM, a child of the kernel
-            assert time.monotonic() < deadline, "no driver launch within 60 s"
-            time.sleep(0.02)
-        manager.interrupt_kernel()  # KeyboardInterrupt inside launch_gateway
-        reply = client.get_shell_msg(timeout=120)
-        assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
-        deadline = time.monotonic() + 30
-        while marked(marker) != [kernel]:
-            assert time.monotonic() < deadline, f"left running: {marked(marker)} (kernel {kernel})"
-            time.sleep(0.2)
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+    log = tmp_path / "launch.log"  # a file, not a pipe: a JVM left behind would hold a pipe open
+    with open(log, "w") as out:
+        done = subprocess.run([sys.executable, "-c", CUT_SHORT], stdout=out, stderr=subprocess.STDOUT, timeout=300,
+                              env={**os.environ, "SPARK_DRIVER_MEMORY": "1g", "PINPIPE_LAUNCH_TEST": marker})
+    assert done.returncode == 0 and "interrupted: cut short mid-launch" in log.read_text(), log.read_text()[-3000:]
+    deadline = time.monotonic() + 30
+    while marked(marker):
+        assert time.monotonic() < deadline, f"left running: {marked(marker)}"
+        time.sleep(0.2)
 
 
 def launches(parent: int) -> list[int]:
