@@ -94,6 +94,13 @@ stage_done() {  # NAME LOG STATUS STARTED: stop on a failed stage, else note its
     TIMINGS+=("--timing" "$1=$((SECONDS - $4))")
 }
 
+runner_done() {  # NAME LOG PID_VARIABLE: wait for a notebook runner (its time counts from the batch), clear its pid
+    local status=0
+    wait "${!3}" || status=$?
+    printf -v "$3" '%s' ""
+    stage_done "$1" "$2" "$status" "$spark_started"
+}
+
 started_all=$SECONDS
 mkdir -p "$LOG_DIR"
 venv_started=$SECONDS
@@ -160,19 +167,13 @@ spark_started=$SECONDS
 touch "$BATCH_WRITTEN"  # the waiting runners start their notebooks
 [[ -n "$NOTEBOOK_PID" ]] || start_notebook
 [[ "$STREAM" != 1 || -n "$STREAM_PID" ]] || start_stream
-status=0
-wait "$NOTEBOOK_PID" || status=$?
-NOTEBOOK_PID=""
-stage_done spark "$LOG_DIR/notebook.log" "$status" "$spark_started"
+runner_done spark "$LOG_DIR/notebook.log" NOTEBOOK_PID
 grep -h "^warning: could not render" "$LOG_DIR/notebook.log" >&2 || true
 
 STREAM_ARGS=()
 if [[ "$STREAM" == 1 ]]; then
     say "==> stream (started with spark)"
-    status=0
-    wait "$STREAM_PID" || status=$?
-    STREAM_PID=""
-    stage_done stream "$LOG_DIR/stream.log" "$status" "$spark_started"
+    runner_done stream "$LOG_DIR/stream.log" STREAM_PID
     STREAM_ARGS=(--stream-dir "$STREAM_DIR")
 fi
 rm -f "$BATCH_WRITTEN"

@@ -108,3 +108,17 @@ def complete_idx_in_kafka(bootstrap: str, topics: dict[str, str]) -> set[int]:
 def process_arguments(pid: int | str) -> list[str]:
     """A running process's command line (Linux /proc): what a JVM was started with."""
     return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode().rstrip("\0").split("\0")
+
+
+def processes_with_env(name: str, value: str) -> list[int]:
+    """Live processes (not zombies) whose environment has name=value: what a test's children (and theirs:
+    kernels, JVMs) inherited, to check none is left running."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (f"{name}={value}".encode() in (proc / "environ").read_bytes()
+                    and "zombie" not in (proc / "status").read_text()):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return sorted(found)

@@ -174,19 +174,29 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSess
     return SparkSession.builder.config(conf=conf).getOrCreate()
 
 
-def _stop_driver_launch() -> None:
-    """SIGTERM the process group of this process's driver launch (a child whose command line ends in
-    `pyspark-shell`: spark-submit's shell, then the JVM it becomes; Linux /proc, elsewhere nothing). A
-    launch_gateway cut short removes the folder its JVM was to write its port to; the JVM's main thread then
-    fails, py4j's server thread keeps it alive, and in a process group of its own nothing else would stop it
-    (found here: a kernel shut down while its session started left a 4g driver running)."""
-    me = str(os.getpid())
+def driver_launches(parent: int) -> list[int]:
+    """The pids of `parent`'s driver launches: children whose command line ends in `pyspark-shell`
+    (spark-submit's shell, then the JVM it becomes). Linux /proc; elsewhere none."""
+    found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
-            if ppid == me and (proc / "cmdline").read_bytes().rstrip(b"\0").endswith(b"pyspark-shell"):
-                os.killpg(int(proc.name), signal.SIGTERM)  # started with start_new_session: its own group
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and (proc / "cmdline").read_bytes().rstrip(b"\0").endswith(b"pyspark-shell"):
+                found.append(int(proc.name))
         except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _stop_driver_launch() -> None:
+    """SIGTERM the process group of this process's driver launch. A launch_gateway cut short removes the folder
+    its JVM was to write its port to; the JVM's main thread then fails, py4j's server thread keeps it alive, and
+    in a process group of its own nothing else would stop it (found here: a kernel shut down while its session
+    started left a 4g driver running)."""
+    for pid in driver_launches(os.getpid()):
+        try:
+            os.killpg(pid, signal.SIGTERM)  # started with start_new_session: its own group
+        except OSError:
             continue
 
 

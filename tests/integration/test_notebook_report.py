@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 
 from pinpipe.spark import spark_io
+from tests.helpers import processes_with_env
 
 
 def notebook(path, *cells: str, parameters: str = "greeting = 'hello'"):
@@ -56,16 +57,8 @@ def test_a_missing_notebook_is_a_usage_error(tmp_path):
     assert done.returncode == 2 and "no such notebook" in done.stderr
 
 
-def processes_with(marker: str) -> list[int]:
-    """The pids of processes whose environment holds `marker` (the runner's kernel and JVM inherit it)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and marker.encode() in (proc / "environ").read_bytes():
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return found
+def runner_processes(marker: str) -> list[int]:
+    return processes_with_env("PINPIPE_REPORT_TEST", marker)
 
 
 def wait_for(predicate, timeout: float = 120, what: str = "") -> None:
@@ -84,14 +77,14 @@ def test_when_exists_runs_the_notebook_in_the_early_kernel_with_its_spark_sessio
                       "      session.sparkContext.getConf().get('spark.driver.extraJavaOptions'))",
                       parameters="spark_master = 'local[1]'")
     go = tmp_path / "go"
-    marker = f"PINPIPE_REPORT_TEST={uuid.uuid4().hex}"
+    marker = uuid.uuid4().hex
     runner = subprocess.Popen([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb"),
                                "--when-exists", str(go), "--prestart-spark", "small"],
-                              env={**os.environ, marker.split("=")[0]: marker.split("=")[1]},
+                              env={**os.environ, "PINPIPE_REPORT_TEST": marker},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # the session's JVM is up (a java process with the marker) while the runner still waits
-        wait_for(lambda: any(Path(f"/proc/{pid}/exe").resolve().name == "java" for pid in processes_with(marker)),
+        wait_for(lambda: any(Path(f"/proc/{pid}/exe").resolve().name == "java" for pid in runner_processes(marker)),
                  what="the early Spark driver")
         time.sleep(1)
         assert runner.poll() is None and not (tmp_path / "out.ipynb").exists()
@@ -105,26 +98,26 @@ def test_when_exists_runs_the_notebook_in_the_early_kernel_with_its_spark_sessio
     ran_at, master, java_options = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split(" ", 2)
     assert float(ran_at) >= released and master == "local[1]"
     assert spark_io.QUICK_JIT in java_options
-    wait_for(lambda: not processes_with(marker), 30, "the kernel and its JVM to exit")
+    wait_for(lambda: not runner_processes(marker), 30, "the kernel and its JVM to exit")
 
 
 def test_an_early_runner_stops_on_sigterm_or_when_orphaned_and_leaves_nothing_running(tmp_path):
     source = notebook(tmp_path / "in.ipynb", "print('never')")
-    marker = f"PINPIPE_REPORT_TEST={uuid.uuid4().hex}"
-    env = {**os.environ, marker.split("=")[0]: marker.split("=")[1]}
+    marker = uuid.uuid4().hex
+    env = {**os.environ, "PINPIPE_REPORT_TEST": marker}
     args = [sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb"),
             "--when-exists", str(tmp_path / "never")]
     runner = subprocess.Popen([*args, "--prestart-spark", "large"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: any(Path(f"/proc/{pid}/exe").resolve().name == "java" for pid in processes_with(marker)),
+    wait_for(lambda: any(Path(f"/proc/{pid}/exe").resolve().name == "java" for pid in runner_processes(marker)),
              what="the early Spark driver")
     runner.terminate()
     runner.communicate(timeout=60)
     assert runner.returncode == 143
-    wait_for(lambda: not processes_with(marker), 30, "the kernel and its JVM to exit after SIGTERM")
+    wait_for(lambda: not runner_processes(marker), 30, "the kernel and its JVM to exit after SIGTERM")
 
     log = tmp_path / "orphan.log"  # its parent, a shell, exits while it waits
     subprocess.run(["bash", "-c", f'"$@" > {log} 2>&1 & sleep 1', "bash", *args], env=env, check=True, timeout=60)
     wait_for(lambda: "is gone; not running" in log.read_text(), 60, "the orphaned runner to give up")
-    wait_for(lambda: not processes_with(marker), 30, "the orphan's kernel to exit")
+    wait_for(lambda: not runner_processes(marker), 30, "the orphan's kernel to exit")
     assert not (tmp_path / "out.ipynb").exists()

@@ -7,13 +7,12 @@ import os
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
 from tests.conftest import TEST_KAFKA_PORT, free_port
-from tests.helpers import process_arguments
+from tests.helpers import process_arguments, processes_with_env
 
 
 @pytest.mark.slow
@@ -68,17 +67,7 @@ def test_a_failed_stage_stops_the_early_notebook_runner_and_everything_it_starte
     assert not (tmp_path / "kafka" / "kafka.pid").exists()
     assert not (tmp_path / "batch_data" / "report.ipynb").exists()
 
-    def left() -> list[str]:  # processes of this run still there (they inherited the marker)
-        found = []
-        for proc in Path("/proc").iterdir():
-            try:
-                if proc.name.isdigit() and f"PINPIPE_RUN_MARKER={marker}".encode() in (proc / "environ").read_bytes():
-                    found.append(" ".join(process_arguments(proc.name))[:200])
-            except OSError:
-                continue
-        return found
-
     deadline = time.monotonic() + 30  # a driver JVM runs Spark's shutdown hooks once its kernel has gone
-    while left() and time.monotonic() < deadline:
+    while processes_with_env("PINPIPE_RUN_MARKER", marker) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert left() == []
+    assert [" ".join(process_arguments(pid))[:200] for pid in processes_with_env("PINPIPE_RUN_MARKER", marker)] == []

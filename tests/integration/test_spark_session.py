@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pinpipe.spark import class_archive
 from pinpipe.spark.spark_io import JIT_HUGE_METHODS, QUICK_JIT
+from tests.helpers import processes_with_env
 
 
 def test_the_local_driver_jvm_compiles_huge_generated_methods_and_has_its_heap(spark):
@@ -103,12 +104,12 @@ CUT_SHORT = """
 import os, sys, time
 import ipykernel  # noqa: F401  (get_spark launches the driver as it does in a Jupyter kernel)
 import pyspark.java_gateway
-from tests.integration.test_spark_session import launches
+from pinpipe.spark.spark_io import driver_launches
 
 real_sleep = time.sleep
 
 def sleep(seconds):  # launch_gateway's wait for the JVM's port: cut short once the launch has begun
-    if launches(os.getpid()):
+    if driver_launches(os.getpid()):
         raise KeyboardInterrupt("cut short mid-launch")
     real_sleep(seconds)
 
@@ -133,31 +134,6 @@ def test_a_driver_launch_cut_short_leaves_no_jvm_behind(tmp_path):
                               env={**os.environ, "SPARK_DRIVER_MEMORY": "1g", "PINPIPE_LAUNCH_TEST": marker})
     assert done.returncode == 0 and "interrupted: cut short mid-launch" in log.read_text(), log.read_text()[-3000:]
     deadline = time.monotonic() + 30
-    while marked(marker):
-        assert time.monotonic() < deadline, f"left running: {marked(marker)}"
+    while processes_with_env("PINPIPE_LAUNCH_TEST", marker):
+        assert time.monotonic() < deadline, f"left running: {processes_with_env('PINPIPE_LAUNCH_TEST', marker)}"
         time.sleep(0.2)
-
-
-def launches(parent: int) -> list[int]:
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == parent and (proc / "cmdline").read_bytes().rstrip(b"\0").endswith(b"pyspark-shell"):
-                found.append(int(proc.name))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
-def marked(marker: str) -> list[int]:
-    """Live processes (not zombies) whose environment holds the marker."""
-    found = []
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            if (f"PINPIPE_LAUNCH_TEST={marker}".encode() in (proc / "environ").read_bytes()
-                    and "zombie" not in (proc / "status").read_text()):
-                found.append(int(proc.name))
-        except OSError:
-            continue
-    return sorted(found)
