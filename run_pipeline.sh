@@ -13,6 +13,7 @@ RATE="${PIPELINE_RATE:-0}"
 KEEP_SERVICES="${PIPELINE_KEEP_SERVICES:-0}"
 STREAM="${PIPELINE_STREAM:-0}"
 PRESTART="${PIPELINE_PRESTART_SPARK:-1}"
+WARM_UP="${PIPELINE_WARM_UP:-1}"
 
 usage() {
     cat <<USAGE
@@ -131,7 +132,8 @@ start_stream() {  # [--when-exists FILE]
     STREAM_PID=$!
 }
 if [[ "$PRESTART" == 1 ]]; then
-    start_notebook --when-exists "$BATCH_WRITTEN" --prestart-spark "$( (( COUNT <= 10000 )) && echo small || echo large)"
+    start_notebook --when-exists "$BATCH_WRITTEN" --prestart-spark "$( (( COUNT <= 10000 )) && echo small || echo large)" \
+        $( [[ "$WARM_UP" == 1 ]] && echo --warm-up )
     if [[ "$STREAM" == 1 ]]; then start_stream --when-exists "$BATCH_WRITTEN"; fi
 fi
 

@@ -3,8 +3,10 @@ embedded database), the next ones are timed. Prints each run's stage times as th
 the Spark stage split into the notebook's own cells (from the executed notebook papermill writes):
 the session cell (Spark's start) and the rest.
 
---compare-prestart: each timed run is a pair, the notebook's kernel and Spark session started at the beginning
+--compare prestart: each timed run is a pair, the notebook's kernel and Spark session started at the beginning
 (the default) and only once the batch is written (PIPELINE_PRESTART_SPARK=0), in alternating order.
+--compare warm-up: the same with the early session's warm-up on a tiny batch (the default) and without
+(PIPELINE_WARM_UP=0).
 """
 from __future__ import annotations
 
@@ -35,25 +37,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=2, help="timed runs after the warm-up run (default 2)")
     parser.add_argument("--count", type=int, default=500, help="triplets per run (the pipeline's default, 500)")
-    parser.add_argument("--compare-prestart", action="store_true",
-                        help="time each run with and without the early kernel and Spark session")
+    parser.add_argument("--compare", choices=sorted(SWITCHES),
+                        help="time each run with and without the early kernel and Spark session (prestart) or the "
+                             "early session's warm-up (warm-up)")
     args = parser.parse_args()
     batch_dir = os.environ.get("BATCH_DIR", "batch_data")
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}; ./run_pipeline.sh --count {args.count}, "
           f"1 warm-up run, then {args.runs} timed", flush=True)
     for run in range(args.runs + 1):
-        sides = ["1", "0"] if args.compare_prestart and run > 0 else ["1"]
-        for prestart in sides if run % 2 else sides[::-1]:
+        sides = ["1", "0"] if args.compare and run > 0 else ["1"]
+        for side in sides if run % 2 else sides[::-1]:
             label = "warm-up" if run == 0 else f"run {run}"
-            if args.compare_prestart and run > 0:
-                label += " early" if prestart == "1" else " late"
-            timed(label, args.count, batch_dir, prestart)
+            env = {}
+            if args.compare and run > 0:
+                variable, (on, off) = SWITCHES[args.compare]
+                label += f" {on if side == '1' else off}"
+                env[variable] = side
+            timed(label, args.count, batch_dir, env)
 
 
-def timed(label: str, count: int, batch_dir: str, prestart: str) -> None:
+# --compare NAME: the variable run_pipeline.sh reads, and the labels of its two sides (1 and 0)
+SWITCHES = {"prestart": ("PIPELINE_PRESTART_SPARK", ("early", "late")),
+            "warm-up": ("PIPELINE_WARM_UP", ("warm", "cold"))}
+
+
+def timed(label: str, count: int, batch_dir: str, env: dict[str, str]) -> None:
     started = time.perf_counter()
     result = subprocess.run(["./run_pipeline.sh", "--count", str(count)], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, env={**os.environ, "PIPELINE_PRESTART_SPARK": prestart})
+                            text=True, env={**os.environ, **env})
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"run_pipeline.sh failed (exit {result.returncode}):\n{result.stdout[-3000:]}"

@@ -92,9 +92,10 @@ class _EarlyKernel:
         self.manager = KernelManager(kernel_name=kernel)
         self.manager.start_kernel()
 
-    def start_spark(self, notebook: Path, parameters: dict[str, str], small: bool) -> None:
+    def start_spark(self, notebook: Path, parameters: dict[str, str], small: bool) -> bool:
         """get_spark as the notebook's first cell will call it: on the `spark_master` given, else the parameters
-        cell's default. A failure is only reported: the kernel restarts and the notebook starts Spark itself."""
+        cell's default. A failure is only reported (False): the kernel restarts and the notebook starts Spark
+        itself."""
         import ast
 
         import papermill
@@ -106,16 +107,36 @@ class _EarlyKernel:
         code = ("import matplotlib.pyplot\n"  # what the chart cells import, imported now
                 "from pinpipe.spark.spark_io import get_spark\n"
                 f"get_spark({master!r}, small={small!r})\n")
+        if self._run(code) is None:
+            return True
+        self.manager.restart_kernel(now=True)
+        return False
+
+    def warm_up(self, small: bool, until: Path) -> None:
+        """Run the notebook's steps on a tiny built-in batch in the early session (sample_batch.warm_up) until
+        `until` appears, so the notebook's queries find a JVM that has run them once. Failures are only reported."""
+        code = ("from pyspark.sql import SparkSession\n"
+                "from pinpipe.spark.sample_batch import warm_up\n"
+                f"print(warm_up(SparkSession.getActiveSession(), small={small!r}, until={str(until)!r}))\n")
+        self._run(code, what="warm Spark up")
+
+    def _run(self, code: str, what: str = "start Spark early") -> str | None:
+        """Execute `code` in the kernel, its output to stderr; the error, reported, if it failed."""
+        def output(message) -> None:
+            if message["msg_type"] == "stream":
+                print(message["content"]["text"], end="", file=sys.stderr, flush=True)
+
         client = self.manager.client()
         client.start_channels()
         try:
             client.wait_for_ready(timeout=120)
-            reply = client.execute_interactive(code, output_hook=lambda message: None, timeout=600)
+            reply = client.execute_interactive(code, output_hook=output, timeout=600)
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}")
+            return None
         except Exception as error:
-            print(f"warning: could not start Spark early ({error}); the notebook starts it", file=sys.stderr)
-            self.manager.restart_kernel(now=True)
+            print(f"warning: could not {what} ({error}); the notebook runs without it", file=sys.stderr)
+            return str(error)
         finally:
             client.stop_channels()
 
@@ -146,11 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prestart-spark", choices=("small", "large"),
                         help="with --when-exists: also start the notebook's Spark session while waiting, its JVM "
                              "tuned for a small or a large batch")
+    parser.add_argument("--warm-up", action="store_true",
+                        help="with --prestart-spark: then run the notebook's steps on a tiny built-in batch in that "
+                             "session until FILE appears, so its JVM has compiled them when the notebook comes")
     args = parser.parse_args(argv)
     if not args.notebook.is_file():
         parser.error(f"no such notebook: {args.notebook}")
     if args.prestart_spark and not args.when_exists:
         parser.error("--prestart-spark needs --when-exists")
+    if args.warm_up and not args.prestart_spark:
+        parser.error("--warm-up needs --prestart-spark")
 
     if args.when_exists:  # imported before the exporter's thread imports nbconvert, which imports it too
         import jupyter_client.manager  # noqa: F401  (two threads importing one package: a circular-import error)
@@ -168,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if early is not None and args.prestart_spark:
             with termination.deferred():
-                early.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark == "small")
+                started = early.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark == "small")
+            if started and args.warm_up:
+                early.warm_up(small=args.prestart_spark == "small", until=args.when_exists)
         if early is not None and not early.wait_for(args.when_exists, parent):
             print(f"error: the process that was to create {args.when_exists} is gone; not running "
                   f"{args.notebook}", file=sys.stderr)

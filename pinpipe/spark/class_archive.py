@@ -15,7 +15,6 @@ one; SPARK_CLASS_ARCHIVE=PATH: that file instead of ~/.cache/pinpipe/spark-class
 from __future__ import annotations
 
 import argparse
-import csv
 import fcntl
 import hashlib
 import importlib.util
@@ -27,9 +26,6 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-
-from pinpipe.common import csv_format
-from pinpipe.common.schema import CSV_FILES, FIELDS
 
 OFF = "off"
 KEEP_OTHERS = 2  # archives of other Java or Spark installs kept in the cache directory (the newest)
@@ -190,53 +186,17 @@ def _prune(current: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-# A tiny batch in the extractor's format: the values the cleaning converts (follower counts with k and M,
-# placeholders, blanks, save paths, coordinates, timestamps) so the run loads the classes a real batch needs.
-SAMPLE = {
-    "pin": [(1, "a5f1c2d3-0000-4000-8000-000000000001", "Cake", "A cake, \"iced\"", "Anna Bell", "13k",
-             "cake,baking", "image", "https://img/1.jpg", 1, "Local save in /data/food", "food"),
-            (2, "a5f1c2d3-0000-4000-8000-000000000002", "No Title Data Available", "  ", "User Info Error",
-             "User Info Error", "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e", "video", "Image src error.", 0,
-             "Local save in /data/art", "art"),
-            (3, "a5f1c2d3-0000-4000-8000-000000000003", "Hike", "Line one\nline two", "Ben Moss", "2M",
-             "outdoors", "image", "https://img/3.jpg", 1, "Local save in /data/travel", "travel")],
-    "geo": [(1, "2019-03-01 10:00:00", 51.5, -0.12, "United Kingdom"),
-            (2, "2021-07-15 18:30:00", 40.7, -74.0, "United States"),
-            (3, "2020-01-02 08:05:00", -33.9, 151.2, "Australia")],
-    "user": [(1, "Anna", "Bell", 24, "2016-05-01 09:00:00"),
-             (2, "Carl", "Dunn", 41, "2017-11-20 12:00:00"),
-             (3, "Ben", "Moss", 33, "2015-02-14 16:45:00")],
-}
-
-
-def write_sample(directory: Path) -> None:
-    for kind, name in CSV_FILES.items():
-        with open(directory / name, "w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, **csv_format.WRITER)
-            writer.writerow(FIELDS[kind])
-            writer.writerows(SAMPLE[kind])
-
-
 def exercise(directory: Path) -> None:
     """The notebook's steps on the sample batch, in the small plan and the partitioned one, then an exit that
     lets the driver JVM write its archive."""
     from pyspark import SparkContext
 
-    from pinpipe.spark import analytics, cleaning, spark_io
+    from pinpipe.spark import sample_batch, spark_io
 
-    write_sample(directory)
+    sample_batch.write_sample(directory)
     spark = spark_io.get_spark("local[2]", app_name="pinpipe-class-archive", small=True)
     for small in (True, False):
-        raw = spark_io.read_batch(spark, str(directory), small=small)
-        cleaned = {"pin": cleaning.clean_pin(raw["pin"]), "geo": cleaning.clean_geo(raw["geo"]),
-                   "user": cleaning.clean_user(raw["user"])}
-        saved = spark_io.save_cleaned(cleaned, str(directory / f"cleaned-{small}"), small=small)
-        rows = {name: df.count() for name, df in saved.items()}
-        saved["pin"].limit(5).toPandas()
-        cleaning.quality_report(raw["pin"], raw["geo"], raw["user"], cleaned=saved)
-        results = spark_io.collect_all(analytics.all_results(saved["pin"], saved["geo"], saved["user"],
-                                                             cache_shared=True, small=small))
-        spark_io.write_results(results, str(directory / f"results-{small}"), input_rows=rows, spark=spark)
+        sample_batch.run_steps(spark, directory, small)
     gateway = SparkContext._gateway
     class_path = spark.sparkContext._jvm.java.lang.System.getProperty("java.class.path")
     (directory / "class-path").write_text(class_path)  # what build() checks the archive against

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -98,7 +99,42 @@ def test_when_exists_runs_the_notebook_in_the_early_kernel_with_its_spark_sessio
     ran_at, master, java_options = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split(" ", 2)
     assert float(ran_at) >= released and master == "local[1]"
     assert spark_io.QUICK_JIT in java_options
+    assert "Spark warm-up" not in stderr  # not asked for
     wait_for(lambda: not runner_processes(marker), 30, "the kernel and its JVM to exit")
+
+
+def test_with_warm_up_the_early_session_runs_the_sample_batch_before_the_notebook(tmp_path):
+    """--warm-up: the early session runs the notebook's steps on the built-in sample (logged) before the notebook,
+    which then runs in the same session, on its own batch."""
+    source = notebook(tmp_path / "in.ipynb",
+                      "from pyspark.sql import SparkSession\nsession = SparkSession.getActiveSession()\n"
+                      "print(session.conf.get('spark.master'), session.range(7).count())",
+                      parameters="spark_master = 'local[1]'")
+    go = tmp_path / "go"
+    runner = subprocess.Popen([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb"),
+                               "--when-exists", str(go), "--prestart-spark", "small", "--warm-up"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in runner.stderr:  # the batch is released only once the warm-up says it is done
+            lines.append(line)
+            if line.startswith("Spark warm-up"):
+                break
+        assert re.fullmatch(r"Spark warm-up done in [\d.]+ s\n", lines[-1]), "".join(lines)[-3000:]
+        assert not (tmp_path / "out.ipynb").exists()
+        go.touch()
+        _, rest = runner.communicate(timeout=300)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, rest[-3000:]
+    assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"] == "local[1] 7\n"
+
+
+def test_warm_up_needs_an_early_session(tmp_path):
+    source = notebook(tmp_path / "in.ipynb", "print('never')")
+    done = run(str(source), str(tmp_path / "out.ipynb"), "--when-exists", str(tmp_path / "go"), "--warm-up")
+    assert done.returncode == 2 and "--warm-up needs --prestart-spark" in done.stderr
 
 
 def test_an_early_runner_stops_on_sigterm_or_when_orphaned_and_leaves_nothing_running(tmp_path):
@@ -107,7 +143,7 @@ def test_an_early_runner_stops_on_sigterm_or_when_orphaned_and_leaves_nothing_ru
     env = {**os.environ, "PINPIPE_REPORT_TEST": marker}
     args = [sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb"),
             "--when-exists", str(tmp_path / "never")]
-    runner = subprocess.Popen([*args, "--prestart-spark", "large"], env=env, stdout=subprocess.PIPE,
+    runner = subprocess.Popen([*args, "--prestart-spark", "large", "--warm-up"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     wait_for(lambda: any(Path(f"/proc/{pid}/exe").resolve().name == "java" for pid in runner_processes(marker)),
              what="the early Spark driver")

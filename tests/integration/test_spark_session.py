@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -137,3 +138,37 @@ def test_a_driver_launch_cut_short_leaves_no_jvm_behind(tmp_path):
     while processes_with_env("PINPIPE_LAUNCH_TEST", marker):
         assert time.monotonic() < deadline, f"left running: {processes_with_env('PINPIPE_LAUNCH_TEST', marker)}"
         time.sleep(0.2)
+
+
+def test_a_warm_up_runs_the_notebooks_steps_and_leaves_the_session_as_it_was(spark, tmp_path):
+    from pinpipe.spark import sample_batch
+
+    settings = dict(spark.sparkContext.getConf().getAll())
+    conf = {key: spark.conf.get(key) for key in ("spark.sql.shuffle.partitions", "spark.sql.session.timeZone",
+                                                 "spark.sql.ansi.enabled", "spark.sql.autoBroadcastJoinThreshold")}
+    temp = set(Path(tempfile.gettempdir()).glob("pinpipe-warm-up-*"))
+    assert sample_batch.warm_up(spark).startswith("Spark warm-up done in ")
+    assert spark.sparkContext._jsc.getPersistentRDDs().isEmpty()  # nothing cached
+    assert {key: spark.conf.get(key) for key in conf} == conf
+    assert dict(spark.sparkContext.getConf().getAll()) == settings
+    assert set(Path(tempfile.gettempdir()).glob("pinpipe-warm-up-*")) == temp  # its folder removed
+    # the real batch already there: it stops after its first step (reading, cleaning and saving)
+    (tmp_path / "batch-written").touch()
+    assert sample_batch.warm_up(spark, until=str(tmp_path / "batch-written")).startswith(
+        "Spark warm-up cut short (the batch is there) in ")
+
+
+def test_the_sample_batchs_steps_answer_from_the_sample(spark, tmp_path):
+    """The warm-up's run is the notebook's: its results are those of the three sample triplets, worked out by hand."""
+    import json
+
+    from pinpipe.spark import sample_batch
+
+    sample_batch.write_sample(tmp_path)
+    assert sample_batch.run_steps(spark, tmp_path, small=True)
+    assert json.loads((tmp_path / "results-True" / "summary.json").read_text())["input_rows"] == {
+        "pin": 3, "geo": 3, "user": 3}
+    # posts per category per year, 2018-2022: food 2019, art 2021, travel 2020
+    with open(tmp_path / "results-True" / "q2_category_posts_by_year.csv", encoding="utf-8") as handle:
+        assert handle.read().split() == ["post_year,category,category_count", "2019,food,1", "2020,travel,1",
+                                         "2021,art,1"]

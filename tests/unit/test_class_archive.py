@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pinpipe.common.schema import CSV_FILES, FIELDS
-from pinpipe.spark import class_archive
+from pinpipe.spark import class_archive, sample_batch
 
 
 @pytest.fixture
@@ -136,7 +136,7 @@ def test_pruning_keeps_the_newest_archives_of_other_installs(tmp_path):
 
 
 def test_the_sample_batch_is_three_files_in_the_extractors_format(tmp_path):
-    class_archive.write_sample(tmp_path)
+    sample_batch.write_sample(tmp_path)
     for kind, name in CSV_FILES.items():
         raw = (tmp_path / name).read_bytes()
         assert raw.count(b"\r\n") >= 4  # header and three rows, CRLF as the extractor writes

@@ -1,0 +1,84 @@
+"""A tiny built-in batch and the notebook's steps on it: what the class archive's build runs (class_archive.py) and
+what an early Spark session runs while it waits for the real batch (warm_up), so the JVM has loaded and compiled
+the code the notebook's queries go through before the notebook starts."""
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pinpipe.common import csv_format
+from pinpipe.common.schema import CSV_FILES, FIELDS
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# A tiny batch in the extractor's format: the values the cleaning converts (follower counts with k and M,
+# placeholders, blanks, save paths, coordinates, timestamps) so a run goes through the code a real batch needs.
+SAMPLE = {
+    "pin": [(1, "a5f1c2d3-0000-4000-8000-000000000001", "Cake", "A cake, \"iced\"", "Anna Bell", "13k",
+             "cake,baking", "image", "https://img/1.jpg", 1, "Local save in /data/food", "food"),
+            (2, "a5f1c2d3-0000-4000-8000-000000000002", "No Title Data Available", "  ", "User Info Error",
+             "User Info Error", "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e", "video", "Image src error.", 0,
+             "Local save in /data/art", "art"),
+            (3, "a5f1c2d3-0000-4000-8000-000000000003", "Hike", "Line one\nline two", "Ben Moss", "2M",
+             "outdoors", "image", "https://img/3.jpg", 1, "Local save in /data/travel", "travel")],
+    "geo": [(1, "2019-03-01 10:00:00", 51.5, -0.12, "United Kingdom"),
+            (2, "2021-07-15 18:30:00", 40.7, -74.0, "United States"),
+            (3, "2020-01-02 08:05:00", -33.9, 151.2, "Australia")],
+    "user": [(1, "Anna", "Bell", 24, "2016-05-01 09:00:00"),
+             (2, "Carl", "Dunn", 41, "2017-11-20 12:00:00"),
+             (3, "Ben", "Moss", 33, "2015-02-14 16:45:00")],
+}
+
+
+def write_sample(directory: Path) -> None:
+    """The three files of SAMPLE in `directory`, as the extractor writes a batch."""
+    for kind, name in CSV_FILES.items():
+        with open(directory / name, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, **csv_format.WRITER)
+            writer.writerow(FIELDS[kind])
+            writer.writerows(SAMPLE[kind])
+
+
+def run_steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[[], bool] = lambda: False) -> bool:
+    """The notebook's steps (read, clean and save, counts, quality table, questions, results) on the batch in
+    `directory`, writing under it; `small` picks the plan as the notebook's parameter does. `stop` is asked
+    before each step after the first: True ends the run there. Whether every step ran."""
+    from pinpipe.spark import analytics, cleaning, spark_io
+
+    raw = spark_io.read_batch(spark, str(directory), small=small)
+    cleaned = {"pin": cleaning.clean_pin(raw["pin"]), "geo": cleaning.clean_geo(raw["geo"]),
+               "user": cleaning.clean_user(raw["user"])}
+    saved = spark_io.save_cleaned(cleaned, str(directory / f"cleaned-{small}"), small=small)
+    if stop():
+        return False
+    rows = {name: df.count() for name, df in saved.items()}
+    saved["pin"].limit(5).toPandas()
+    if stop():
+        return False
+    cleaning.quality_report(raw["pin"], raw["geo"], raw["user"], cleaned=saved)
+    if stop():
+        return False
+    results = spark_io.collect_all(analytics.all_results(saved["pin"], saved["geo"], saved["user"],
+                                                         cache_shared=not small, small=small))
+    spark_io.write_results(results, str(directory / f"results-{small}"), input_rows=rows, spark=spark)
+    return True
+
+
+def warm_up(spark: SparkSession, small: bool = True, until: str | None = None) -> str:
+    """Run the notebook's steps on SAMPLE once in `spark` (a temporary folder, removed after), so a cold driver
+    JVM has loaded, planned and compiled what the notebook's queries go through before they come. `until`: a
+    file whose appearance ends the warm-up at the next step (the real batch is there). It caches nothing and
+    sets nothing: the session is as it was. Returns what it did, for a log line."""
+    started = time.perf_counter()
+    stop = (lambda: os.path.exists(until)) if until else (lambda: False)
+    with tempfile.TemporaryDirectory(prefix="pinpipe-warm-up-") as work:
+        write_sample(Path(work))
+        whole = run_steps(spark, Path(work), small, stop)
+    what = "done" if whole else "cut short (the batch is there)"
+    return f"Spark warm-up {what} in {time.perf_counter() - started:.1f} s"
