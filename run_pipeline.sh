@@ -27,7 +27,9 @@ Usage: ./run_pipeline.sh [--count N] [--rate R] [--stream] [--keep-services]
   --keep-services   leave Kafka and PostgreSQL running afterwards (env PIPELINE_KEEP_SERVICES=1)
 
 The notebook's kernel and Spark session start at the beginning, beside the other stages, and the notebook
-runs once the batch is written; PIPELINE_PRESTART_SPARK=0 starts them only then.
+runs once the batch is written; PIPELINE_PRESTART_SPARK=0 starts them only then. While it waits, the early
+session runs the notebook's steps on a tiny built-in batch (JIT warm-up), and stops at the step it is in when
+the batch is written; PIPELINE_WARM_UP=0 leaves it idle.
 
 Every setting in README's configuration table applies (KAFKA_PORT, BATCH_DIR, POSTER_PORT, ...).
 Logs of each stage go to \$BATCH_DIR/logs/.
