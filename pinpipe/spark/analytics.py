@@ -6,9 +6,6 @@ ties go to the larger count, then to the name ascending; medians are exact (perc
 """
 from __future__ import annotations
 
-from functools import partial
-from typing import Callable
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -139,11 +136,9 @@ def q8_median_followers_by_age_group_and_join_year(pin: DataFrame, user: DataFra
             .orderBy("age_group", "post_year"))
 
 
-def questions(pin: DataFrame, geo: DataFrame, user: DataFrame, cache_shared: bool = True,
-              small: bool = False) -> dict[str, Callable[[], DataFrame]]:
-    """The nine questions by name (the names of the files their results are written to), each a function that
-    builds its frame. Classic PySpark analyses a plan as it is built (~2 s for the nine on a cold JVM here):
-    spark_io.collect_all builds each in the thread that collects it, so that work runs side by side too.
+def all_results(pin: DataFrame, geo: DataFrame, user: DataFrame, cache_shared: bool = True,
+                small: bool = False) -> dict[str, DataFrame]:
+    """The nine results by name (the names of the files they are written to).
 
     With `cache_shared`, what several questions share (posts with geo, users, and q3a, which q3b ranks) is
     cached: Spark finds a cached plan inside any later query, so each is computed once. `small`: the frames are a
@@ -156,15 +151,14 @@ def questions(pin: DataFrame, geo: DataFrame, user: DataFrame, cache_shared: boo
         for shared in (posts_with_geo(pin, geo), users(pin, user),
                        q3a_top_user_by_country(pin, geo)):  # q3b is the top row of q3a
             shared.cache()
-    by_pin_geo = (q1_top_category_by_country, q2_category_posts_by_year, q3a_top_user_by_country,
-                  q3b_country_with_top_user)
-    by_pin_user = (q4_top_category_by_age_group, q5_median_followers_by_age_group, q6_users_joined_by_year,
-                   q7_median_followers_by_join_year, q8_median_followers_by_age_group_and_join_year)
-    return {**{question.__name__: partial(question, pin, geo) for question in by_pin_geo},
-            **{question.__name__: partial(question, pin, user) for question in by_pin_user}}
-
-
-def all_results(pin: DataFrame, geo: DataFrame, user: DataFrame, cache_shared: bool = True,
-                small: bool = False) -> dict[str, DataFrame]:
-    """The nine result frames by name, built now (see questions)."""
-    return {name: build() for name, build in questions(pin, geo, user, cache_shared, small).items()}
+    return {
+        "q1_top_category_by_country": q1_top_category_by_country(pin, geo),
+        "q2_category_posts_by_year": q2_category_posts_by_year(pin, geo),
+        "q3a_top_user_by_country": q3a_top_user_by_country(pin, geo),
+        "q3b_country_with_top_user": q3b_country_with_top_user(pin, geo),
+        "q4_top_category_by_age_group": q4_top_category_by_age_group(pin, user),
+        "q5_median_followers_by_age_group": q5_median_followers_by_age_group(pin, user),
+        "q6_users_joined_by_year": q6_users_joined_by_year(pin, user),
+        "q7_median_followers_by_join_year": q7_median_followers_by_join_year(pin, user),
+        "q8_median_followers_by_age_group_and_join_year": q8_median_followers_by_age_group_and_join_year(pin, user),
+    }

@@ -45,12 +45,10 @@ def write_sample(directory: Path) -> None:
             writer.writerows(SAMPLE[kind])
 
 
-def run_steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[[], bool] = lambda: False,
-              charts: bool = False) -> bool:
+def run_steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[[], bool] = lambda: False) -> bool:
     """The notebook's steps (read, clean and save, counts, quality table, questions, results) on the batch in
     `directory`, writing under it; `small` picks the plan as the notebook's parameter does. `stop` is asked
-    before each step after the first: True ends the run there. `charts`: the charts too, drawn and closed
-    unseen (the first import of matplotlib's pyplot takes ~1 s of the interpreter). Whether every step ran."""
+    before each step after the first: True ends the run there. Whether every step ran."""
     from pinpipe.spark import analytics, cleaning, spark_io
 
     raw = spark_io.read_batch(spark, str(directory), small=small)
@@ -66,15 +64,9 @@ def run_steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[
     cleaning.quality_report(raw["pin"], raw["geo"], raw["user"], cleaned=saved)
     if stop():
         return False
-    results = spark_io.collect_all(analytics.questions(saved["pin"], saved["geo"], saved["user"],
-                                                       cache_shared=not small, small=small))
+    results = spark_io.collect_all(analytics.all_results(saved["pin"], saved["geo"], saved["user"],
+                                                         cache_shared=not small, small=small))
     spark_io.write_results(results, str(directory / f"results-{small}"), input_rows=rows, spark=spark)
-    if charts and not stop():
-        from pinpipe.spark import charts as report_charts
-        import matplotlib.pyplot as plt
-
-        figure, _ = report_charts.draw({name: result.to_pandas() for name, result in results.items()})
-        plt.close(figure)
     return True
 
 
@@ -87,6 +79,6 @@ def warm_up(spark: SparkSession, small: bool = True, until: str | None = None) -
     stop = (lambda: os.path.exists(until)) if until else (lambda: False)
     with tempfile.TemporaryDirectory(prefix="pinpipe-warm-up-") as work:
         write_sample(Path(work))
-        whole = run_steps(spark, Path(work), small, stop, charts=True)
+        whole = run_steps(spark, Path(work), small, stop)
     what = "done" if whole else "cut short (the batch is there)"
     return f"Spark warm-up {what} in {time.perf_counter() - started:.1f} s"

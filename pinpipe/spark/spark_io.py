@@ -15,7 +15,6 @@ import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -304,13 +303,10 @@ class Collected:
         return pd.DataFrame(self.rows, columns=self.columns)
 
 
-def collect_all(frames: dict[str, DataFrame | Callable[[], DataFrame]], threads: int = 4) -> dict[str, Collected]:
+def collect_all(frames: dict[str, DataFrame], threads: int = 4) -> dict[str, Collected]:
     """Collect several small results at once (one Spark job each, from threads): their many short stages
-    overlap, so both the cores and the scheduler stay busy. A function in place of a frame is called in the
-    thread that collects its frame, so building and analysing the plans runs side by side too
-    (analytics.questions)."""
-    def collect(frame: DataFrame | Callable[[], DataFrame]) -> Collected:
-        df = frame() if callable(frame) else frame
+    overlap, so both the cores and the scheduler stay busy."""
+    def collect(df: DataFrame) -> Collected:
         return Collected(df.columns, [tuple(row) for row in df.collect()], df.schema)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:

@@ -1,11 +1,9 @@
 """Each analytics question on hand-built cleaned frames; expectations computed by hand."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 
 import pytest
-from pyspark.sql import DataFrame
 from pyspark.testing import assertDataFrameEqual
 
 from pinpipe.spark import analytics
@@ -131,24 +129,3 @@ def test_all_results_have_the_documented_columns(spark, posts, people):
         "q7_median_followers_by_join_year": ("post_year", "median_follower_count"),
         "q8_median_followers_by_age_group_and_join_year": ("age_group", "post_year", "median_follower_count"),
     }
-
-
-def test_questions_are_built_in_the_threads_that_collect_them(spark, posts, people):
-    from pinpipe.spark import spark_io
-
-    built_in = {}
-
-    def recorded(name, build):
-        def record():
-            built_in[name] = threading.current_thread()
-            return build()
-        return record
-
-    questions = analytics.questions(posts[0], posts[1], people[1])
-    assert not any(isinstance(build, DataFrame) for build in questions.values())  # nothing built yet
-    collected = spark_io.collect_all({name: recorded(name, build) for name, build in questions.items()})
-    assert set(built_in) == set(questions) and threading.main_thread() not in built_in.values()
-    # The same rows as each question's frame built here and collected on its own.
-    direct = analytics.all_results(posts[0], posts[1], people[1])
-    assert {name: sorted(map(tuple, df.collect()), key=repr) for name, df in direct.items()} == {
-        name: sorted(result.rows, key=repr) for name, result in collected.items()}
