@@ -81,6 +81,13 @@ class _Termination:
             sys.exit(128 + self.requested)
 
 
+# The kernel leaves output written below Python (the driver JVM's log lines, a native library's messages) on its
+# own stderr, which is this runner's (the stage's log), instead of also copying it into the report's cells: there
+# it was Spark's start-up chatter, and in the log it appeared twice while this runner relayed the early kernel's
+# output. What the notebook's Python code prints still goes to its cells.
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+
+
 class _EarlyKernel:
     """The notebook's kernel, started before the notebook can run, with its Spark session when asked."""
 
@@ -90,7 +97,7 @@ class _EarlyKernel:
 
         kernel = nbformat.read(str(notebook), as_version=4).metadata.get("kernelspec", {}).get("name", "python3")
         self.manager = KernelManager(kernel_name=kernel)
-        self.manager.start_kernel()
+        self.manager.start_kernel(extra_arguments=KERNEL_ARGUMENTS)
 
     def start_spark(self, notebook: Path, parameters: dict[str, str], small: bool) -> bool:
         """get_spark as the notebook's first cell will call it: on the `spark_master` given, else the parameters
@@ -203,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         papermill.execute_notebook(str(args.notebook), str(args.output), parameters=dict(args.parameter),
                                    log_output=False, progress_bar=False,
-                                   **({"km": early.manager} if early else {}))
+                                   **({"km": early.manager} if early else {"extra_arguments": KERNEL_ARGUMENTS}))
     except papermill.PapermillExecutionError as error:
         failed = error
     finally:

@@ -42,6 +42,25 @@ def test_parameters_reach_the_notebook_and_the_report_shows_its_output(tmp_path)
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def outside_pytest() -> dict[str, str]:
+    """This environment without PYTEST_CURRENT_TEST: under pytest, ipykernel does not capture what is written to
+    its file descriptors, which is what the runner's kernel is to do without."""
+    return {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+
+
+def test_output_below_python_goes_to_the_log_once_and_not_into_the_report(tmp_path):
+    """What a cell prints from Python is in the report; what reaches the kernel's stderr directly (the driver
+    JVM's log lines, a native library's messages) goes to the runner's stderr, the stage's log, once."""
+    source = notebook(tmp_path / "in.ipynb", "import os\nprint('from python')\n_ = os.write(2, b'below python\\n')")
+    done = subprocess.run([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb")],
+                          capture_output=True, text=True, timeout=300, env=outside_pytest())
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = [output.get("text", "") for cell in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+             for output in cell.get("outputs", [])]
+    assert shown == ["from python\n"]
+    assert done.stderr.count("below python") == 1
+
+
 def test_a_failing_cell_exits_1_names_it_and_still_renders_the_error(tmp_path):
     source = notebook(tmp_path / "in.ipynb", "x = 1", "raise ValueError('no batch here')", "print('never')")
     done = run(str(source), str(tmp_path / "out.ipynb"), "--html", str(tmp_path / "out.html"))
@@ -113,7 +132,7 @@ def test_with_warm_up_the_early_session_runs_the_sample_batch_before_the_noteboo
     go = tmp_path / "go"
     runner = subprocess.Popen([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb"),
                                "--when-exists", str(go), "--prestart-spark", "small", "--warm-up"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=outside_pytest())
     try:
         lines = []
         for line in runner.stderr:  # the batch is released only once the warm-up says it is done
@@ -129,6 +148,8 @@ def test_with_warm_up_the_early_session_runs_the_sample_batch_before_the_noteboo
             runner.kill()
     assert runner.returncode == 0, rest[-3000:]
     assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"] == "local[1] 7\n"
+    # the driver JVM's start-up lines, logged once (not again as the early kernel's output relayed)
+    assert ("".join(lines) + rest).count('Setting default log level to "WARN".') == 1, "".join(lines)[-3000:]
 
 
 def test_warm_up_needs_an_early_session(tmp_path):
