@@ -41,8 +41,8 @@ def test_run_pipeline_end_to_end(tmp_path):
     assert summary["input_rows"] == {"pin": manifest["rows"], "geo": manifest["rows"], "user": manifest["rows"]}
     assert len(list((batch_dir / "results").glob("q*.csv"))) == 9
     assert (batch_dir / "report.html").stat().st_size > 10_000
-    # The batch has CRLF line ends: Spark's warning on every read with a two-character lineSep stays out of the
-    # report's cells (the kernel forwards the driver's output to them) and out of the log.
+    # The batch has CRLF line ends: Spark's warning on every read with a two-character lineSep is not logged,
+    # and the report's cells hold the notebook's prints only.
     report = json.loads((batch_dir / "report.ipynb").read_text())
     shown = "".join("".join(out.get("text", "")) for cell in report["cells"] for out in cell.get("outputs", []))
     assert "Spark " in shown and "lineSep" not in shown
