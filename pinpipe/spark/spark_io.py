@@ -248,11 +248,11 @@ def read_raw(spark: SparkSession, input_dir: str, kind: str) -> DataFrame:
 
 
 def _quiet_line_separator_warning(spark: SparkSession) -> None:
-    """Spark's CSV reader logs a warning each time it plans or reads with a two-character line separator
-    (CRLF, the extractor's): that one within quotes is limited. Our reads are multi-line with quotes and
-    read CRLF inside quoted values exactly (tests/integration/test_csv_inputs.py), so on a classic session the
-    warning is only noise in the report's cells and the logs: that one logger is set to errors only. Nothing on
-    Spark Connect (the server logs it) or where the driver's log4j cannot be reached."""
+    """Spark's CSV reader warns, each time it plans or reads with a two-character line separator (CRLF, the
+    extractor's), that such a separator is not fully supported inside quoted values. These reads do handle it:
+    CRLF inside quoted values arrives exactly (tests/integration/test_csv_inputs.py). So on a classic session
+    that one logger is set to errors only, and the warning stops filling the logs. Setting it is idempotent.
+    Skipped on Spark Connect (the server logs it) and where the driver's log4j cannot be reached."""
     if is_connect(spark):
         return
     from py4j.protocol import Py4JError
