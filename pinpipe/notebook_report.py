@@ -2,7 +2,8 @@
 
 What `papermill IN OUT -p ...` followed by `jupyter nbconvert --to html OUT` do, less their second Python start:
 nbconvert's exporter is imported and its templates loaded in a thread while the kernel runs, so the HTML costs
-about 0.3 s after the last cell instead of a 3 s process (measured on the 2-core machine, README "Speed").
+about 0.3 s after the last cell instead of a 3 s process (measured on the 2-core machine: bench/HISTORY.md,
+the tenth session).
 A notebook that fails is still rendered, so its report shows the error; the exit status is then 1.
 
     python -m pinpipe.notebook_report batch_processing_spark.ipynb batch_data/report.ipynb \\

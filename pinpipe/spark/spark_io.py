@@ -39,9 +39,9 @@ CSV_OPTIONS = {**csv_format.SPARK, "multiLine": "true", "mode": "PERMISSIVE", "i
 # bytes of bytecode HotSpot compiles by default: left interpreted, cleaning the pins took 2.5x as long.
 JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 # HotSpot's optimising compiler (C2) pays for itself only on large inputs: below SMALL_INPUT_BYTES of CSV a new
-# JVM compiles with C1 alone. Measured on 2 cores (README, "This round: speed"): the notebook after session start
-# 29.3 -> 19.4 s on 500 rows, 29.7 -> 21.3 s on 10k, 38.3 -> 32.3 s on 100k (44 MB); 1M rows (519 MB) was slower
-# with C1 alone (92.6 -> 106.8 s).
+# JVM compiles with C1 alone. Measured on 2 cores (bench/HISTORY.md, "This round: speed"): the notebook after
+# session start 29.3 -> 19.4 s on 500 rows, 29.7 -> 21.3 s on 10k, 38.3 -> 32.3 s on 100k (44 MB); 1M rows
+# (519 MB) was slower with C1 alone (92.6 -> 106.8 s).
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
 SMALL_INPUT_BYTES = 100 * 1024 * 1024
 
