@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 OFF = "off"
-KEEP_OTHERS = 2  # archives of other Java or Spark installs kept in the cache directory (the newest)
+KEEP_OTHERS = 3  # archives of other Java or Spark installs that still exist kept in the cache directory (the newest)
 BUILD_TIMEOUT_S = 600
 # A JVM that cannot map a broken archive crashes: no hs_err_pid*.log in the working directory, no core dump.
 QUIET_CRASH = ("-XX:ErrorFile=/dev/null", "-XX:-CreateCoredumpOnCrash")
@@ -98,10 +98,10 @@ def ensure(log=print) -> Path | None:
         log("Spark class archive: off (SPARK_CLASS_ARCHIVE=off or no java on PATH)")
         return None
     if path.is_file():
-        return path
+        return _noted(path)
     with _build_lock(path, log):  # one build at a time; a process that waited uses the one just built
         if path.is_file():
-            return path
+            return _noted(path)
         failed = failure_note(path)
         if failed.is_file():
             log(f"Spark class archive: an earlier build failed ({failed}); Spark starts without one. "
@@ -125,6 +125,22 @@ def _build_lock(path: Path, log):
 
 def failure_note(path: Path) -> Path:
     return path.with_name(path.name + ".failed")
+
+
+def owner_note(path: Path) -> Path:
+    """Beside an archive: the Spark install it was built for (its jars are named by path inside it)."""
+    return path.with_name(path.name + ".spark-home")
+
+
+def _noted(path: Path) -> Path:
+    """`path`, with its owner note written if it has none (an archive built before there were notes)."""
+    note = owner_note(path)
+    if not note.is_file():
+        try:
+            note.write_text(f"{spark_home()}\n")
+        except OSError:  # a read-only cache: the archive is still usable, only pruning knows less
+            pass
+    return path
 
 
 def build(path: Path, log=print) -> Path | None:
@@ -160,6 +176,7 @@ def build(path: Path, log=print) -> Path | None:
         return None
     failure_note(path).unlink(missing_ok=True)
     os.replace(partial, path)
+    _noted(path)
     log(f"Spark class archive: built in {time.monotonic() - started:.0f} s "
         f"({path.stat().st_size / 2**20:.0f} MiB)")
     _prune(path)
@@ -178,11 +195,20 @@ def usable(archive: Path, class_path: str) -> bool:
 
 
 def _prune(current: Path) -> None:
-    """Keep the newest KEEP_OTHERS archives of other installs beside `current` (each clone's venv has its own)."""
+    """Remove the archives beside `current` whose Spark install is gone (a clone deleted with its venv: each
+    clone's venv has its own archive), then keep the newest KEEP_OTHERS of the rest. An archive without an
+    owner note (built before there were any) counts as one whose install still exists."""
+    def gone(archive: Path) -> bool:
+        try:
+            return not Path(owner_note(archive).read_text().strip(), "jars").is_dir()
+        except OSError:
+            return False
+
     others = sorted((p for p in current.parent.glob("*.jsa") if p != current),
                     key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in others[KEEP_OTHERS:]:
-        for stale in (old, old.with_name(old.name + ".lock"), failure_note(old)):
+    kept = [p for p in others if not gone(p)]
+    for old in [p for p in others if p not in kept] + kept[KEEP_OTHERS:]:
+        for stale in (old, old.with_name(old.name + ".lock"), failure_note(old), owner_note(old)):
             stale.unlink(missing_ok=True)
 
 

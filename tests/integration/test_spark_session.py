@@ -38,6 +38,8 @@ def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_ar
     here): the JVM has the file mapped, not just the flag, and answers a query."""
     archive = class_archive.ensure()
     assert archive is not None and archive.is_file()
+    # The Spark install it belongs to, noted beside it, so that pruning can tell when that install is gone.
+    assert class_archive.owner_note(archive).read_text() == f"{class_archive.spark_home()}\n"
     for name in ("pin_data.csv", "geo_data.csv", "user_data.csv"):
         (tmp_path / name).write_text("idx\n1\n")
     script = ("import sys; from pinpipe.spark.spark_io import batch_bytes, get_spark; "

@@ -123,16 +123,37 @@ def test_a_build_that_fails_leaves_no_archive_and_a_note(installs, monkeypatch):
 
 def test_pruning_keeps_the_newest_archives_of_other_installs(tmp_path):
     now = time.time()
-    for age, name in enumerate(["a", "b", "c", "d"]):
+    for age, name in enumerate(["a", "b", "c", "d", "e"]):
         (tmp_path / f"{name}.jsa").write_bytes(b"x")
         os.utime(tmp_path / f"{name}.jsa", (now - 100 * age, now - 100 * age))
     current = tmp_path / "current.jsa"
     current.write_bytes(b"x")
-    for name in ("c", "d"):  # what a pruned archive's build left beside it goes with it
+    for name in ("d", "e"):  # what a pruned archive's build left beside it goes with it
         (tmp_path / f"{name}.jsa.lock").write_bytes(b"")
         (tmp_path / f"{name}.jsa.failed").write_text("exit 1\n")
     class_archive._prune(current)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsa", "b.jsa", "current.jsa"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jsa", "b.jsa", "c.jsa", "current.jsa"]
+
+
+def test_pruning_removes_first_the_archives_whose_spark_install_is_gone(tmp_path):
+    """Clones come and go, each venv with its own archive: a removed clone's archive goes even when it is the
+    newest, and does not push out an older one whose install is still there."""
+    cache, now = tmp_path / "cache", time.time()
+    cache.mkdir()
+    installs = {name: tmp_path / name / "pyspark" for name in "abcde"}
+    for name in "ade":  # b and c were removed with their clones
+        (installs[name] / "jars").mkdir(parents=True)
+    for age, name in enumerate("bcade"):  # b newest, e oldest
+        (cache / f"{name}.jsa").write_bytes(b"x")
+        (cache / f"{name}.jsa.spark-home").write_text(f"{installs[name]}\n")
+        os.utime(cache / f"{name}.jsa", (now - 100 * age, now - 100 * age))
+    (cache / "old.jsa").write_bytes(b"x")  # built before owner notes: its install counts as present
+    os.utime(cache / "old.jsa", (now - 1000, now - 1000))
+    current = cache / "current.jsa"
+    current.write_bytes(b"x")
+    class_archive._prune(current)
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "a.jsa", "a.jsa.spark-home", "current.jsa", "d.jsa", "d.jsa.spark-home", "e.jsa", "e.jsa.spark-home"]
 
 
 def test_the_sample_batch_is_three_files_in_the_extractors_format(tmp_path):
