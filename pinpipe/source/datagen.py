@@ -220,11 +220,18 @@ def make_poster(rng: random.Random, taken: set[str]) -> tuple[Poster, int]:
 
 
 def _unique_name(rng: random.Random, first: str, last: str, taken: set[str]) -> str:
+    """A name not in `taken` (then added to it): up to five random draws, then the last draw numbered from 6
+    ("Ann Lee 6", "Ann Lee 7", ...), as large batches run out of names."""
     name = _poster_name(rng, first, last)
-    for attempt in range(2, 10_000):
+    for _ in range(4):
         if name.strip() not in taken:
             break
-        name = _poster_name(rng, first, last) if attempt < 6 else f"{name.strip()} {attempt}"
+        name = _poster_name(rng, first, last)
+    if name.strip() in taken:
+        base, number = name.strip(), 6
+        while f"{base} {number}" in taken:
+            number += 1
+        name = f"{base} {number}"
     taken.add(name.strip())
     return name
 

@@ -175,3 +175,20 @@ def test_user_ages_and_join_dates(rows):
     assert all(20 <= u["age"] <= 60 for u in users)
     assert_rate(share(users, lambda u: u["age"] <= 24), 0.44)
     assert all(datetime(2015, 10, 1) <= u["date_joined"] <= datetime(2017, 10, 1) for u in users)
+
+
+def test_a_name_drawn_once_too_often_gets_the_next_free_number_not_a_growing_list(monkeypatch):
+    """Large batches run out of names: after five draws the last one is numbered. The numbers count up from 6
+    per name ("Ann Lee 7" after "Ann Lee 6"), so a name stays as short as the real ones, however many rows."""
+    monkeypatch.setattr(datagen, "_poster_name", lambda rng, first, last: "Ann Lee ")
+    taken: set[str] = set()
+    names = [datagen._unique_name(None, "Ann", "Lee", taken) for _ in range(5)]
+    assert names == ["Ann Lee ", "Ann Lee 6", "Ann Lee 7", "Ann Lee 8", "Ann Lee 9"]
+    assert taken == {"Ann Lee", "Ann Lee 6", "Ann Lee 7", "Ann Lee 8", "Ann Lee 9"}
+
+
+def test_poster_names_stay_short_in_a_large_batch():
+    """The longest poster name of 120,000 generated rows is as short as a drawn name plus a number (drawn names
+    are at most ~30 characters; before numbers counted per name, this batch had one of 66)."""
+    longest = max(len(pin[4]) for pin, _, _ in datagen.iter_rows(120_000, seed=5))
+    assert longest <= 40
