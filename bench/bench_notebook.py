@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import hashlib
+import inspect
 import io
 import json
 import os
@@ -47,6 +49,29 @@ def write_batch(path: Path, rows: int) -> None:
                 writer.writerow([csv_cell(encode_value_field(v)) for v in row])
 
 
+def generator_stamp() -> str:
+    """A digest of the generator's source and this script's writer: inputs made by another generator are not
+    reused (a fix to the generator changes what the rows look like, and so what a size costs)."""
+    digest = hashlib.sha256(Path(datagen.__file__).read_bytes())
+    digest.update(inspect.getsource(write_batch).encode())
+    return digest.hexdigest()[:16]
+
+
+def ensure_inputs(data_dir: str, sizes: list[int]) -> None:
+    """The batch of each size in <data_dir>/<size>, generated unless the current generator already made it."""
+    stamp = generator_stamp()
+    for size in sizes:
+        data = Path(data_dir) / str(size)
+        made_by = data / "generator"
+        if (data / "user_data.csv").exists() and made_by.is_file() and made_by.read_text().strip() == stamp:
+            continue
+        print(f"generating {size:,} rows in {data} ...", flush=True)
+        data.mkdir(parents=True, exist_ok=True)
+        made_by.unlink(missing_ok=True)
+        write_batch(data, size)
+        made_by.write_text(stamp + "\n")
+
+
 def run_notebook(parameters: dict[str, str]) -> None:
     """Run the notebook's code cells in order in one namespace; `parameters` override the tagged cell."""
     namespace: dict = {}
@@ -75,6 +100,7 @@ def timed(action) -> float:
 def compare(args) -> None:
     """Time revision `args.before` and the working tree, each in its own process, and print them side by side."""
     figures: dict[str, dict[int, tuple[float, float]]] = {}
+    ensure_inputs(args.data_dir, [int(s) for s in args.sizes.split(",")])  # here, so both sides read the same files
     with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
         tree = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", str(tree), args.before],
@@ -127,17 +153,10 @@ def main() -> None:
         compare(args)
         return
     os.environ.setdefault("MPLBACKEND", "Agg")  # the chart cell draws off screen
-    import inspect
-
     from pinpipe.spark import spark_io
 
     sizes = [int(s) for s in args.sizes.split(",")]
-    for size in sizes:
-        data = Path(args.data_dir) / str(size)
-        if not (data / "user_data.csv").exists():  # generated once, reused by later runs
-            print(f"generating {size:,} rows in {data} ...", flush=True)
-            data.mkdir(parents=True, exist_ok=True)
-            write_batch(data, size)
+    ensure_inputs(args.data_dir, sizes)  # generated once per generator, reused by later runs
     # One session for every size, started as the notebook would start it for the largest (its JIT flags
     # depend on the input's size, where the package under test knows of that).
     options = {}
