@@ -195,9 +195,9 @@ def _poster_name(rng: random.Random, first: str, last: str) -> str:
     return name + " " if rng.random() < 0.1 else name
 
 
-def make_poster(rng: random.Random, taken: set[str]) -> tuple[Poster, int]:
+def make_poster(rng: random.Random, taken: dict[str, int]) -> tuple[Poster, int]:
     """One poster with a consistent identity and location, and its number of rows. Its name is not in
-    `taken` (the names given so far, which it joins): one poster name is one person."""
+    `taken` (the names given so far, which it joins; see _unique_name): one poster name is one person."""
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     follower_count, rows = _follower_count(rng)
     name = USER_INFO_ERROR if follower_count == USER_INFO_ERROR else _unique_name(rng, first, last, taken)
@@ -219,20 +219,23 @@ def make_poster(rng: random.Random, taken: set[str]) -> tuple[Poster, int]:
     ), rows
 
 
-def _unique_name(rng: random.Random, first: str, last: str, taken: set[str]) -> str:
+def _unique_name(rng: random.Random, first: str, last: str, taken: dict[str, int]) -> str:
     """A name not in `taken` (then added to it): up to five random draws, then the last draw numbered from 6
-    ("Ann Lee 6", "Ann Lee 7", ...), as large batches run out of names."""
+    ("Ann Lee 6", "Ann Lee 7", ...), as large batches run out of names. `taken` maps each name given to the
+    next number for it, so numbering does not count up from 6 again every time."""
     name = _poster_name(rng, first, last)
     for _ in range(4):
         if name.strip() not in taken:
             break
         name = _poster_name(rng, first, last)
     if name.strip() in taken:
-        base, number = name.strip(), 6
+        base = name.strip()
+        number = taken[base]
         while f"{base} {number}" in taken:
             number += 1
+        taken[base] = number + 1
         name = f"{base} {number}"
-    taken.add(name.strip())
+    taken[name.strip()] = 6
     return name
 
 
@@ -278,7 +281,7 @@ def iter_rows(rows: int = DEFAULT_ROWS, seed: int = 0) -> Iterator[tuple[tuple, 
     if rows < 1:
         raise ValueError("rows must be a positive integer")
     rng = random.Random(seed)
-    idx, names = 0, set()
+    idx, names = 0, {}
     while idx < rows:
         poster, run = make_poster(rng, names)
         for _ in range(min(run, rows - idx)):
