@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 OFF = "off"
-KEEP_OTHERS = 3  # archives of other Java or Spark installs that still exist kept in the cache directory (the newest)
+KEEP_OTHERS = 3  # archives of other Java or Spark installs that still exist kept in the cache directory (last used)
 BUILD_TIMEOUT_S = 600
 # A JVM that cannot map a broken archive crashes: no hs_err_pid*.log in the working directory, no core dump.
 QUIET_CRASH = ("-XX:ErrorFile=/dev/null", "-XX:-CreateCoredumpOnCrash")
@@ -88,7 +88,10 @@ def java_option() -> str:
         path = archive_path()
     except OSError:  # a Java or Spark install that cannot be read: no archive
         return ""
-    return f"-XX:SharedArchiveFile={path}" if path is not None and path.is_file() else ""
+    if path is None or not path.is_file():
+        return ""
+    _noted(path)  # a use: pruning keeps the archives used last
+    return f"-XX:SharedArchiveFile={path}"
 
 
 def ensure(log=print) -> Path | None:
@@ -133,14 +136,28 @@ def owner_note(path: Path) -> Path:
 
 
 def _noted(path: Path) -> Path:
-    """`path`, with its owner note written if it has none (an archive built before there were notes)."""
+    """`path`, with its owner note written if it has none (an archive built before there were notes), else
+    touched: the note's time is the archive's last use."""
     note = owner_note(path)
-    if not note.is_file():
-        try:
+    try:
+        if note.is_file():
+            os.utime(note)
+        else:
             note.write_text(f"{spark_home()}\n")
-        except OSError:  # a read-only cache: the archive is still usable, only pruning knows less
-            pass
+    except OSError:  # a read-only cache: the archive is still usable, only pruning knows less
+        pass
     return path
+
+
+def last_used(archive: Path) -> float:
+    """When a driver last started with `archive` (its owner note's time), or when it was built."""
+    times = []
+    for path in (archive, owner_note(archive)):
+        try:
+            times.append(path.stat().st_mtime)
+        except OSError:  # no note yet, or removed meanwhile
+            pass
+    return max(times, default=0.0)
 
 
 def build(path: Path, log=print) -> Path | None:
@@ -196,8 +213,9 @@ def usable(archive: Path, class_path: str) -> bool:
 
 def _prune(current: Path) -> None:
     """Remove the archives beside `current` whose Spark install is gone (a clone deleted with its venv: each
-    clone's venv has its own archive), then keep the newest KEEP_OTHERS of the rest. An archive without an
-    owner note (built before there were any) counts as one whose install still exists."""
+    clone's venv has its own archive), then keep the KEEP_OTHERS used last of the rest (a clone run once does not
+    push out the one run every day). An archive without an owner note (built before there were any) counts as
+    one whose install still exists."""
     def gone(archive: Path) -> bool:
         try:
             return not Path(owner_note(archive).read_text().strip(), "jars").is_dir()
@@ -205,7 +223,7 @@ def _prune(current: Path) -> None:
             return False
 
     others = sorted((p for p in current.parent.glob("*.jsa") if p != current),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
+                    key=last_used, reverse=True)
     kept = [p for p in others if not gone(p)]
     for old in [p for p in others if p not in kept] + kept[KEEP_OTHERS:]:
         for stale in (old, old.with_name(old.name + ".lock"), failure_note(old), owner_note(old)):

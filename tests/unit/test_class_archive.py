@@ -156,6 +156,25 @@ def test_pruning_removes_first_the_archives_whose_spark_install_is_gone(tmp_path
         "a.jsa", "a.jsa.spark-home", "current.jsa", "d.jsa", "d.jsa.spark-home", "e.jsa", "e.jsa.spark-home"]
 
 
+def test_pruning_keeps_the_archives_used_last_not_the_ones_built_last(tmp_path, monkeypatch):
+    """The archive of a clone used every day outlives those of clones built since and run once."""
+    cache, now = tmp_path / "cache", time.time()
+    cache.mkdir()
+    for age, name in enumerate("abcde"):  # a built last, e first; all their installs still there
+        install = tmp_path / name / "pyspark"
+        (install / "jars").mkdir(parents=True)
+        for path in (cache / f"{name}.jsa", cache / f"{name}.jsa.spark-home"):
+            path.write_text(f"{install}\n")
+            os.utime(path, (now - 1000 - 100 * age, now - 1000 - 100 * age))
+    monkeypatch.setenv("SPARK_CLASS_ARCHIVE", str(cache / "e.jsa"))
+    assert class_archive.java_option() == f"-XX:SharedArchiveFile={cache / 'e.jsa'}"  # a driver starts with e
+    assert (cache / "e.jsa.spark-home").stat().st_mtime >= now
+    current = cache / "current.jsa"
+    current.write_bytes(b"x")
+    class_archive._prune(current)
+    assert sorted(p.name for p in cache.glob("*.jsa")) == ["a.jsa", "b.jsa", "current.jsa", "e.jsa"]
+
+
 def test_the_sample_batch_is_three_files_in_the_extractors_format(tmp_path):
     sample_batch.write_sample(tmp_path)
     for kind, name in CSV_FILES.items():
