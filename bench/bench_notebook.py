@@ -91,6 +91,16 @@ def parse_only(spark, data: Path) -> None:
         read_raw(spark, str(data), kind).write.format("noop").mode("overwrite").save()
 
 
+def ensure_class_archive() -> None:
+    """Spark's class archive, built first if missing, as run_pipeline.sh and run_tests.sh do: without it every
+    figure here would include loading Spark's classes (a revision before the archive has none to build)."""
+    try:
+        from pinpipe.spark import class_archive
+    except ImportError:
+        return
+    class_archive.ensure(log=lambda line: print(line, flush=True))
+
+
 def timed(action) -> float:
     started = time.perf_counter()
     action()
@@ -101,6 +111,7 @@ def compare(args) -> None:
     """Time revision `args.before` and the working tree, each in its own process, and print them side by side."""
     figures: dict[str, dict[int, tuple[float, float]]] = {}
     ensure_inputs(args.data_dir, [int(s) for s in args.sizes.split(",")])  # here, so both sides read the same files
+    ensure_class_archive()  # and both start their drivers with it
     with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
         tree = Path(tmp) / "tree"
         subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", str(tree), args.before],
@@ -157,6 +168,7 @@ def main() -> None:
 
     sizes = [int(s) for s in args.sizes.split(",")]
     ensure_inputs(args.data_dir, sizes)  # generated once per generator, reused by later runs
+    ensure_class_archive()
     # One session for every size, started as the notebook would start it for the largest (its JIT flags
     # depend on the input's size, where the package under test knows of that).
     options = {}
