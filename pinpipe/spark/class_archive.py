@@ -240,6 +240,9 @@ def exercise(directory: Path) -> None:
     sample_batch.write_sample(directory)
     spark = spark_io.get_spark("local[2]", app_name="pinpipe-class-archive", small=True)
     for small in (True, False):
+        if not small:  # a large batch's session generates code (spark_io.INTERPRETED): its classes archived too
+            for key in spark_io.INTERPRETED:
+                spark.conf.unset(key)
         sample_batch.run_steps(spark, directory, small)
     gateway = SparkContext._gateway
     class_path = spark.sparkContext._jvm.java.lang.System.getProperty("java.class.path")

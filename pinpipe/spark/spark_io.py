@@ -44,6 +44,15 @@ JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 # (519 MB) was slower with C1 alone (92.6 -> 106.8 s).
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
 SMALL_INPUT_BYTES = 100 * 1024 * 1024
+# A small batch's twenty-odd queries cost more to plan than to run. Its new session evaluates expressions as they
+# are (INTERPRETED) instead of generating and compiling Java for every query, and records no DataFrame query
+# context: the Python line that built each Column, about five calls into the JVM per expression (SPARK-50310;
+# an error then still names the failing expression, not the line). factoryMode is an internal setting, which a
+# Spark without it ignores. Measured on 2 cores (bench/HISTORY.md, "Sixteenth session"): the 500-row notebook
+# after session start 5.9 -> 4.3 s; large batches keep code generation, which pays for itself there.
+INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+NO_QUERY_CONTEXT = {"spark.sql.dataFrameQueryContext.enabled": "false",
+                    "spark.python.sql.dataFrameDebugging.enabled": "false"}
 
 
 def is_small(input_bytes: int | None) -> bool:
@@ -54,8 +63,17 @@ def is_small(input_bytes: int | None) -> bool:
 def jit_options(input_bytes: int | None, small: bool | None = None) -> str:
     """The JIT flags of a new driver or executor JVM that will process `input_bytes` of CSV; `small`, when given,
     decides instead (a stream's input is not a file size: streaming.py)."""
-    quick = is_small(input_bytes) if small is None else small
-    return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if quick else JIT_HUGE_METHODS
+    return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if _quick(input_bytes, small) else JIT_HUGE_METHODS
+
+
+def quick_settings(input_bytes: int | None, small: bool | None = None) -> dict[str, str]:
+    """The settings of a new session for `input_bytes` of CSV (or `small`, as jit_options): for a small input,
+    interpreted expressions and no DataFrame query context; none for a large or unknown one."""
+    return {**INTERPRETED, **NO_QUERY_CONTEXT} if _quick(input_bytes, small) else {}
+
+
+def _quick(input_bytes: int | None, small: bool | None) -> bool:
+    return is_small(input_bytes) if small is None else small
 
 
 def single_partition(df: DataFrame) -> DataFrame:
@@ -116,7 +134,8 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
     4g) sizes a local JVM's heap, all of it reserved at start: 1,000,000 pins do not fit in Spark's 1g default.
     `kafka`: a new local or cluster session gets Spark's Kafka source (connector.py; Databricks has it built in,
     and a Spark Connect server needs it on its own class path). `input_bytes` (see batch_bytes): a new JVM for a
-    small input compiles with C1 only (jit_options); `small`, when given, decides that instead. A new local
+    small input compiles with C1 only (jit_options) and plans its queries quickly (quick_settings); `small`, when
+    given, decides that instead. A new local
     driver maps Spark's class archive when one is built (class_archive.py) and, in a Jupyter kernel, runs in a
     process group of its own (_new_session).
     """
@@ -127,7 +146,8 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         if not serverless:
             _set(spark, "spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 1)))
     elif spark is None:
-        spark = _new_session(master, app_name, kafka, jit_options(input_bytes, small))
+        spark = _new_session(master, app_name, kafka, jit_options(input_bytes, small),
+                             quick_settings(input_bytes, small))
         cores = local_cores(master)
         if cores:  # a batch is small: two shuffle partitions per core, not Spark's 200
             spark.conf.set("spark.sql.shuffle.partitions", str(2 * cores))
@@ -139,7 +159,7 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
     return spark
 
 
-def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSession:
+def _new_session(master: str, app_name: str, kafka: bool, jit: str, settings: dict[str, str]) -> SparkSession:
     """A new local or cluster session, its driver JVM started here (py4j: not on a Spark Connect client)."""
     from pyspark import SparkConf, SparkContext
     from pyspark.java_gateway import launch_gateway
@@ -154,6 +174,7 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSess
         # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.
         ("spark.sql.autoBroadcastJoinThreshold", "16MB"),
         ("spark.ui.showConsoleProgress", "false"),
+        *settings.items(),
     ])
     if kafka and not on_databricks():
         from pinpipe.spark.connector import kafka_connector_jars

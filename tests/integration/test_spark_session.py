@@ -30,10 +30,14 @@ def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
     arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
                      .getInputArguments())
     assert QUICK_JIT not in arguments  # the fixture's session is started without input_bytes
+    # and it generates code for its queries: `*(1)` marks a whole-stage generated stage in a physical plan
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "true"
+    assert "*(1)" in spark.range(3).selectExpr("id + 1 AS n")._jdf.queryExecution().executedPlan().toString()
 
 
 def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_archive(tmp_path):
-    """The notebook passes its batch's size: a small one gets a JVM that starts quickly (jit_options), and every
+    """The notebook passes its batch's size: a small one gets a JVM that starts quickly (jit_options) and plans
+    quickly (quick_settings: no generated code, no DataFrame query context, in the JVM and in pyspark), and every
     new local driver maps Spark's class archive (class_archive.py; run_tests.sh builds it, else it is built
     here): the JVM has the file mapped, not just the flag, and answers a query."""
     archive = class_archive.ensure()
@@ -48,7 +52,11 @@ def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_ar
               "print(list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())); "
               "pid = jvm.java.lang.ProcessHandle.current().pid(); "
               "print('mapped:', sys.argv[2] in open(f'/proc/{pid}/maps').read()); "
-              "print('rows:', spark.range(7).count())")
+              "print('rows:', spark.range(7).count()); "
+              "print('plan:', spark.range(3).selectExpr('id + 1 AS n')._jdf.queryExecution().executedPlan()); "
+              "from pyspark.errors.utils import is_debugging_enabled; "
+              "print('query context:', spark.conf.get('spark.sql.dataFrameQueryContext.enabled'), "
+              "is_debugging_enabled())")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(archive)], capture_output=True,
                           text=True, timeout=300, env={**os.environ, "SPARK_DRIVER_MEMORY": "1g"})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -56,6 +64,9 @@ def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_ar
     assert f"'{QUICK_JIT}'" in done.stdout and f"'{JIT_HUGE_METHODS}'" in done.stdout
     assert f"'-XX:SharedArchiveFile={archive}'" in done.stdout
     assert "mapped: True" in done.stdout and "rows: 7" in done.stdout
+    plan = done.stdout.split("plan:", 1)[1].split("query context:", 1)[0]
+    assert "Project [(id#" in plan and "*(" not in plan  # evaluated as it is: no whole-stage generated code
+    assert "query context: false False" in done.stdout
     assert "Unable to use shared archive" not in done.stdout + done.stderr
 
 

@@ -1,7 +1,23 @@
-"""Which JIT a new Spark JVM gets, by the size of the batch it will process."""
+"""Which JIT and settings a new Spark session gets, by the size of the batch it will process."""
 from __future__ import annotations
 
-from pinpipe.spark.spark_io import JIT_HUGE_METHODS, QUICK_JIT, SMALL_INPUT_BYTES, batch_bytes, is_small, jit_options
+from pinpipe.spark.spark_io import (
+    JIT_HUGE_METHODS,
+    QUICK_JIT,
+    SMALL_INPUT_BYTES,
+    batch_bytes,
+    is_small,
+    jit_options,
+    quick_settings,
+)
+
+# What a small batch's session sets (spark_io.INTERPRETED, NO_QUERY_CONTEXT), spelled out: Spark's own names.
+SMALL_SESSION = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.dataFrameQueryContext.enabled": "false",
+    "spark.python.sql.dataFrameDebugging.enabled": "false",
+}
 
 
 def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compiler():
@@ -16,6 +32,15 @@ def test_small_given_decides_instead_of_the_size():
     assert jit_options(None, small=True).split() == [JIT_HUGE_METHODS, QUICK_JIT]
     assert jit_options(10**12, small=True).split() == [JIT_HUGE_METHODS, QUICK_JIT]
     assert jit_options(0, small=False).split() == [JIT_HUGE_METHODS]
+
+
+def test_a_small_batch_gets_interpreted_expressions_and_no_query_context_a_large_or_unknown_one_nothing():
+    assert quick_settings(0) == SMALL_SESSION
+    assert quick_settings(100 * 1024 * 1024 - 1) == SMALL_SESSION
+    assert quick_settings(100 * 1024 * 1024) == {}
+    assert quick_settings(None) == {}
+    assert quick_settings(None, small=True) == SMALL_SESSION
+    assert quick_settings(0, small=False) == {}
 
 
 def test_a_batch_is_small_below_100_mb_and_an_unknown_size_is_not():
