@@ -239,10 +239,8 @@ def exercise(directory: Path) -> None:
 
     sample_batch.write_sample(directory)
     spark = spark_io.get_spark("local[2]", app_name="pinpipe-class-archive", small=True)
-    for small in (True, False):
-        if not small:  # a large batch's session generates code (spark_io.INTERPRETED): its classes archived too
-            for key in spark_io.INTERPRETED:
-                spark.conf.unset(key)
+    for small in (True, False):  # a small batch's expressions interpreted, a large one's generated (get_spark)
+        spark_io.get_spark(input_bytes=0 if small else spark_io.INTERPRETED_INPUT_BYTES)
         sample_batch.run_steps(spark, directory, small)
     gateway = SparkContext._gateway
     class_path = spark.sparkContext._jvm.java.lang.System.getProperty("java.class.path")

@@ -44,12 +44,15 @@ JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 # (519 MB) was slower with C1 alone (92.6 -> 106.8 s).
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
 SMALL_INPUT_BYTES = 100 * 1024 * 1024
-# A small batch's twenty-odd queries cost more to plan than to run. Its new session evaluates expressions as they
-# are (INTERPRETED) instead of generating and compiling Java for every query, and records no DataFrame query
-# context: the Python line that built each Column, about five calls into the JVM per expression (SPARK-50310;
-# an error then still names the failing expression, not the line). factoryMode is an internal setting, which a
-# Spark without it ignores. Measured on 2 cores (bench/HISTORY.md, "Sixteenth session"): the 500-row notebook
-# after session start 5.9 -> 4.3 s; large batches keep code generation, which pays for itself there.
+# A small batch's twenty-odd queries cost more to plan than to run. Below INTERPRETED_INPUT_BYTES of CSV the
+# session evaluates expressions as they are (INTERPRETED) instead of generating and compiling Java for every
+# query (factoryMode is an internal setting, which a Spark without it ignores); a new session for a small input
+# also records no DataFrame query context (NO_QUERY_CONTEXT): the Python line that built each Column, about five
+# calls into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line).
+# Measured on 2 cores (bench/HISTORY.md, "Sixteenth session"): the notebook after session start 5.9 -> 4.4 s on
+# 500 rows and 7.2 -> 6.2 s on 10k (4.6 MB); interpreted, 30k rows (13.8 MB) took 8.5 -> 8.9 s and 100k rows
+# (46 MB) 14.3 -> 19.8 s: generated code pays for itself there.
+INTERPRETED_INPUT_BYTES = 8 * 1024 * 1024
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 NO_QUERY_CONTEXT = {"spark.sql.dataFrameQueryContext.enabled": "false",
                     "spark.python.sql.dataFrameDebugging.enabled": "false"}
@@ -67,9 +70,14 @@ def jit_options(input_bytes: int | None, small: bool | None = None) -> str:
 
 
 def quick_settings(input_bytes: int | None, small: bool | None = None) -> dict[str, str]:
-    """The settings of a new session for `input_bytes` of CSV (or `small`, as jit_options): for a small input,
-    interpreted expressions and no DataFrame query context; none for a large or unknown one."""
-    return {**INTERPRETED, **NO_QUERY_CONTEXT} if _quick(input_bytes, small) else {}
+    """The static settings of a new session for `input_bytes` of CSV (or `small`, as jit_options): no DataFrame
+    query context for a small input; none for a large or unknown one."""
+    return dict(NO_QUERY_CONTEXT) if _quick(input_bytes, small) else {}
+
+
+def interpreted(input_bytes: int | None) -> bool:
+    """Whether a batch of `input_bytes` of CSV is evaluated without generated code (None: unknown, it is not)."""
+    return input_bytes is not None and input_bytes < INTERPRETED_INPUT_BYTES
 
 
 def _quick(input_bytes: int | None, small: bool | None) -> bool:
@@ -134,8 +142,10 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
     4g) sizes a local JVM's heap, all of it reserved at start: 1,000,000 pins do not fit in Spark's 1g default.
     `kafka`: a new local or cluster session gets Spark's Kafka source (connector.py; Databricks has it built in,
     and a Spark Connect server needs it on its own class path). `input_bytes` (see batch_bytes): a new JVM for a
-    small input compiles with C1 only (jit_options) and plans its queries quickly (quick_settings); `small`, when
-    given, decides that instead. A new local
+    small input compiles with C1 only (jit_options) and records no query context (quick_settings); `small`, when
+    given, decides that instead. Where `input_bytes` is known, a local, cluster or Spark Connect session off
+    Databricks evaluates a batch that small without generated code and a larger one with it (interpreted): set
+    per call, as one session may run batches of any size. A new local
     driver maps Spark's class archive when one is built (class_archive.py) and, in a Jupyter kernel, runs in a
     process group of its own (_new_session).
     """
@@ -156,7 +166,18 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         # Spark 4: ANSI, and every conversion is a try_cast. Spark 3.5 has no Column.try_cast: ANSI stays off
         # there (its default), where a cast that fails gives null as try_cast does.
         _set(spark, "spark.sql.ansi.enabled", "true" if spark_major(spark) >= 4 else "false")
+        if input_bytes is not None and not on_databricks():
+            _set_code_generation(spark, not interpreted(input_bytes))
     return spark
+
+
+def _set_code_generation(spark: SparkSession, on: bool) -> None:
+    """Spark's default (whole-stage code generation) when `on`, else expressions evaluated as they are."""
+    for key, value in INTERPRETED.items():
+        if not on:
+            _set(spark, key, value)
+        elif spark.conf.get(key, None) == value:
+            spark.conf.unset(key)
 
 
 def _new_session(master: str, app_name: str, kafka: bool, jit: str, settings: dict[str, str]) -> SparkSession:

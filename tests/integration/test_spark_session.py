@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from pinpipe.spark import class_archive
-from pinpipe.spark.spark_io import JIT_HUGE_METHODS, QUICK_JIT
+from pinpipe.spark.spark_io import INTERPRETED_INPUT_BYTES, JIT_HUGE_METHODS, QUICK_JIT, get_spark
 from tests.helpers import processes_with_env
 
 
@@ -30,14 +30,33 @@ def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
     arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
                      .getInputArguments())
     assert QUICK_JIT not in arguments  # the fixture's session is started without input_bytes
-    # and it generates code for its queries: `*(1)` marks a whole-stage generated stage in a physical plan
-    assert spark.conf.get("spark.sql.codegen.wholeStage") == "true"
-    assert "*(1)" in spark.range(3).selectExpr("id + 1 AS n")._jdf.queryExecution().executedPlan().toString()
+    assert generated_stages(spark)  # and it generates code for its queries
+
+
+def generated_stages(spark) -> bool:
+    """Whether a query on `spark` runs generated code: `*(1)` marks a whole-stage generated stage in a plan."""
+    return "*(1)" in spark.range(3).selectExpr("id + 1 AS n")._jdf.queryExecution().executedPlan().toString()
+
+
+def test_one_session_generates_code_for_a_large_batch_and_not_for_a_small_one(spark):
+    """get_spark decides code generation per call, by the batch's size: one session runs batches of any size."""
+    try:
+        get_spark(input_bytes=1000)
+        assert not generated_stages(spark)
+        assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+        get_spark(input_bytes=INTERPRETED_INPUT_BYTES)
+        assert generated_stages(spark)
+        assert spark.conf.get("spark.sql.codegen.wholeStage") == "true"
+        get_spark(input_bytes=1000)
+        assert not generated_stages(spark)
+    finally:
+        get_spark(input_bytes=10**12)
+    assert generated_stages(spark)
 
 
 def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_archive(tmp_path):
     """The notebook passes its batch's size: a small one gets a JVM that starts quickly (jit_options) and plans
-    quickly (quick_settings: no generated code, no DataFrame query context, in the JVM and in pyspark), and every
+    quickly (no generated code; quick_settings: no DataFrame query context, in the JVM and in pyspark), and every
     new local driver maps Spark's class archive (class_archive.py; run_tests.sh builds it, else it is built
     here): the JVM has the file mapped, not just the flag, and answers a query."""
     archive = class_archive.ensure()

@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 from pinpipe.spark.spark_io import (
+    INTERPRETED,
+    INTERPRETED_INPUT_BYTES,
     JIT_HUGE_METHODS,
     QUICK_JIT,
     SMALL_INPUT_BYTES,
     batch_bytes,
+    interpreted,
     is_small,
     jit_options,
     quick_settings,
 )
 
-# What a small batch's session sets (spark_io.INTERPRETED, NO_QUERY_CONTEXT), spelled out: Spark's own names.
-SMALL_SESSION = {
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    "spark.sql.dataFrameQueryContext.enabled": "false",
-    "spark.python.sql.dataFrameDebugging.enabled": "false",
-}
+# What a new session for a small batch sets at start (spark_io.NO_QUERY_CONTEXT), spelled out: Spark's own names.
+NO_QUERY_CONTEXT = {"spark.sql.dataFrameQueryContext.enabled": "false",
+                    "spark.python.sql.dataFrameDebugging.enabled": "false"}
 
 
 def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compiler():
@@ -34,13 +33,20 @@ def test_small_given_decides_instead_of_the_size():
     assert jit_options(0, small=False).split() == [JIT_HUGE_METHODS]
 
 
-def test_a_small_batch_gets_interpreted_expressions_and_no_query_context_a_large_or_unknown_one_nothing():
-    assert quick_settings(0) == SMALL_SESSION
-    assert quick_settings(100 * 1024 * 1024 - 1) == SMALL_SESSION
+def test_a_new_session_for_a_small_batch_records_no_query_context_one_for_a_large_or_unknown_one_does():
+    assert quick_settings(0) == NO_QUERY_CONTEXT
+    assert quick_settings(100 * 1024 * 1024 - 1) == NO_QUERY_CONTEXT
     assert quick_settings(100 * 1024 * 1024) == {}
     assert quick_settings(None) == {}
-    assert quick_settings(None, small=True) == SMALL_SESSION
+    assert quick_settings(None, small=True) == NO_QUERY_CONTEXT
     assert quick_settings(0, small=False) == {}
+
+
+def test_a_batch_under_8_mb_is_interpreted_and_a_larger_or_unknown_one_generates_code():
+    assert INTERPRETED_INPUT_BYTES == 8 * 1024 * 1024
+    assert INTERPRETED == {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+    assert interpreted(0) and interpreted(8 * 1024 * 1024 - 1)
+    assert not interpreted(8 * 1024 * 1024) and not interpreted(None)
 
 
 def test_a_batch_is_small_below_100_mb_and_an_unknown_size_is_not():
