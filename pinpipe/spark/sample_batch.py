@@ -73,11 +73,15 @@ def run_steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[
 def warm_up(spark: SparkSession, small: bool = True, until: str | None = None) -> str:
     """Run the notebook's steps on SAMPLE once in `spark` (a temporary folder, removed after), so a cold driver
     JVM has loaded, planned and compiled what the notebook's queries go through before they come. `until`: a
-    file whose appearance ends the warm-up at the next step (the real batch is there). It caches nothing and
-    sets nothing: the session is as it was. Returns what it did, for a log line."""
+    file whose appearance ends the warm-up at the next step (the real batch is there). A `small` warm-up runs
+    without generated code, as the notebook will run a small batch (spark_io.get_spark). It caches nothing and
+    leaves no setting changed: the session is as it was. Returns what it did, for a log line."""
+    from pinpipe.spark import spark_io
+
     started = time.perf_counter()
     stop = (lambda: os.path.exists(until)) if until else (lambda: False)
-    with tempfile.TemporaryDirectory(prefix="pinpipe-warm-up-") as work:
+    with tempfile.TemporaryDirectory(prefix="pinpipe-warm-up-") as work, \
+            spark_io.code_generation(spark, on=not small):
         write_sample(Path(work))
         whole = run_steps(spark, Path(work), small, stop)
     what = "done" if whole else "cut short (the batch is there)"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
 import functools
 import hashlib
@@ -13,6 +14,7 @@ import signal
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +171,21 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         if input_bytes is not None and not on_databricks():
             _set_code_generation(spark, not interpreted(input_bytes))
     return spark
+
+
+@contextlib.contextmanager
+def code_generation(spark: SparkSession, on: bool) -> Iterator[None]:
+    """Code generation on or off (as get_spark sets it for a batch's size) inside the block, then as it was."""
+    before = {key: spark.conf.get(key, None) for key in INTERPRETED}
+    _set_code_generation(spark, on)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def _set_code_generation(spark: SparkSession, on: bool) -> None:

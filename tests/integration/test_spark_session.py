@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from pinpipe.spark import class_archive
-from pinpipe.spark.spark_io import INTERPRETED_INPUT_BYTES, JIT_HUGE_METHODS, QUICK_JIT, get_spark
+from pinpipe.spark.spark_io import INTERPRETED_INPUT_BYTES, JIT_HUGE_METHODS, QUICK_JIT, code_generation, get_spark
 from tests.helpers import processes_with_env
 
 
@@ -52,6 +52,9 @@ def test_one_session_generates_code_for_a_large_batch_and_not_for_a_small_one(sp
     finally:
         get_spark(input_bytes=10**12)
     assert generated_stages(spark)
+    with code_generation(spark, on=False):  # as a small warm-up runs (sample_batch.warm_up), then as it was
+        assert not generated_stages(spark)
+    assert generated_stages(spark) and spark.conf.get("spark.sql.codegen.factoryMode") == "FALLBACK"
 
 
 def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_archive(tmp_path):
@@ -177,7 +180,8 @@ def test_a_warm_up_runs_the_notebooks_steps_and_leaves_the_session_as_it_was(spa
 
     settings = dict(spark.sparkContext.getConf().getAll())
     conf = {key: spark.conf.get(key) for key in ("spark.sql.shuffle.partitions", "spark.sql.session.timeZone",
-                                                 "spark.sql.ansi.enabled", "spark.sql.autoBroadcastJoinThreshold")}
+                                                 "spark.sql.ansi.enabled", "spark.sql.autoBroadcastJoinThreshold",
+                                                 "spark.sql.codegen.wholeStage", "spark.sql.codegen.factoryMode")}
     temp = set(Path(tempfile.gettempdir()).glob("pinpipe-warm-up-*"))
     cached = set(spark.sparkContext._jsc.getPersistentRDDs().keys())  # the shared session's earlier tests may cache
     assert sample_batch.warm_up(spark).startswith("Spark warm-up done in ")
