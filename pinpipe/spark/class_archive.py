@@ -239,8 +239,7 @@ def exercise(directory: Path) -> None:
 
     sample_batch.write_sample(directory)
     spark = spark_io.get_spark("local[2]", app_name="pinpipe-class-archive", small=True)
-    for small in (True, False):  # a small batch's expressions interpreted, a large one's generated (get_spark)
-        spark_io.get_spark(input_bytes=0 if small else spark_io.INTERPRETED_INPUT_BYTES)
+    for small in (True, False):  # a small batch's expressions interpreted, a large one's generated (run_steps)
         sample_batch.run_steps(spark, directory, small)
     gateway = SparkContext._gateway
     class_path = spark.sparkContext._jvm.java.lang.System.getProperty("java.class.path")

@@ -47,8 +47,16 @@ def write_sample(directory: Path) -> None:
 
 def run_steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[[], bool] = lambda: False) -> bool:
     """The notebook's steps (read, clean and save, counts, quality table, questions, results) on the batch in
-    `directory`, writing under it; `small` picks the plan as the notebook's parameter does. `stop` is asked
-    before each step after the first: True ends the run there. Whether every step ran."""
+    `directory`, writing under it; `small` picks the plan as the notebook's parameter does, and code generation
+    as get_spark sets it for a small or a large batch (off, on), the session's setting restored after. `stop` is
+    asked before each step after the first: True ends the run there. Whether every step ran."""
+    from pinpipe.spark import spark_io
+
+    with spark_io.code_generation(spark, on=not small):
+        return _steps(spark, directory, small, stop)
+
+
+def _steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[[], bool]) -> bool:
     from pinpipe.spark import analytics, cleaning, spark_io
 
     raw = spark_io.read_batch(spark, str(directory), small=small)
@@ -74,14 +82,11 @@ def warm_up(spark: SparkSession, small: bool = True, until: str | None = None) -
     """Run the notebook's steps on SAMPLE once in `spark` (a temporary folder, removed after), so a cold driver
     JVM has loaded, planned and compiled what the notebook's queries go through before they come. `until`: a
     file whose appearance ends the warm-up at the next step (the real batch is there). A `small` warm-up runs
-    without generated code, as the notebook will run a small batch (spark_io.get_spark). It caches nothing and
-    leaves no setting changed: the session is as it was. Returns what it did, for a log line."""
-    from pinpipe.spark import spark_io
-
+    without generated code, as the notebook will run a small batch (run_steps). It caches nothing and leaves no
+    setting changed: the session is as it was. Returns what it did, for a log line."""
     started = time.perf_counter()
     stop = (lambda: os.path.exists(until)) if until else (lambda: False)
-    with tempfile.TemporaryDirectory(prefix="pinpipe-warm-up-") as work, \
-            spark_io.code_generation(spark, on=not small):
+    with tempfile.TemporaryDirectory(prefix="pinpipe-warm-up-") as work:
         write_sample(Path(work))
         whole = run_steps(spark, Path(work), small, stop)
     what = "done" if whole else "cut short (the batch is there)"
