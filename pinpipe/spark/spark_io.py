@@ -55,6 +55,11 @@ SMALL_INPUT_BYTES = 100 * 1024 * 1024
 # 500 rows and 7.2 -> 6.2 s on 10k (4.6 MB); interpreted, 30k rows (13.8 MB) took 8.5 -> 8.9 s and 100k rows
 # (46 MB) 14.3 -> 19.8 s: generated code pays for itself there.
 INTERPRETED_INPUT_BYTES = 8 * 1024 * 1024
+# A local driver runs every task itself: it gets the throughput collector. G1, the JVM's default, keeps its
+# concurrent threads and write barriers busy on the two cores the tasks need. Measured on 2 cores (bench/HISTORY.md,
+# "Seventeenth session"): the notebook on 1M rows after session start 43.5-45.1 s with G1, 37.6-39.9 s with it (the
+# serial collector 35.0-37.1 s, but one thread to collect a 4g heap); on 500 rows no difference.
+DRIVER_GC = "-XX:+UseParallelGC"
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 NO_QUERY_CONTEXT = {"spark.sql.dataFrameQueryContext.enabled": "false",
                     "spark.python.sql.dataFrameDebugging.enabled": "false"}
@@ -142,6 +147,7 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
     Every session gets the UTC time zone where it may be set. On serverless compute (`serverless`, detected by
     default) nothing else is set: it runs with ANSI on and refuses most settings. SPARK_DRIVER_MEMORY (default
     4g) sizes a local JVM's heap, all of it reserved at start: 1,000,000 pins do not fit in Spark's 1g default.
+    A new driver JVM collects with DRIVER_GC.
     `kafka`: a new local or cluster session gets Spark's Kafka source (connector.py; Databricks has it built in,
     and a Spark Connect server needs it on its own class path). `input_bytes` (see batch_bytes): a new JVM for a
     small input compiles with C1 only (jit_options) and records no query context (quick_settings); `small`, when
@@ -206,7 +212,7 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str, settings: di
     conf = SparkConf().setMaster(master).setAppName(app_name).setAll([
         ("spark.driver.memory", memory),
         # the heap reserved at start; the class archive (class_archive.py) when one is built
-        ("spark.driver.extraJavaOptions", f"-Xms{memory} {jit} {class_archive.java_option()}".strip()),
+        ("spark.driver.extraJavaOptions", f"-Xms{memory} {DRIVER_GC} {jit} {class_archive.java_option()}".strip()),
         ("spark.executor.extraJavaOptions", jit),  # a cluster's executors
         # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
         # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.

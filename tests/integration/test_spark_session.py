@@ -10,7 +10,14 @@ import uuid
 from pathlib import Path
 
 from pinpipe.spark import class_archive
-from pinpipe.spark.spark_io import INTERPRETED_INPUT_BYTES, JIT_HUGE_METHODS, QUICK_JIT, code_generation, get_spark
+from pinpipe.spark.spark_io import (
+    DRIVER_GC,
+    INTERPRETED_INPUT_BYTES,
+    JIT_HUGE_METHODS,
+    QUICK_JIT,
+    code_generation,
+    get_spark,
+)
 from tests.helpers import processes_with_env
 
 
@@ -24,6 +31,14 @@ def test_the_local_driver_jvm_compiles_huge_generated_methods_and_has_its_heap(s
     memory = spark.sparkContext.getConf().get("spark.driver.memory")
     assert f"-Xms{memory}" in arguments and f"-Xmx{memory}" in arguments
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+
+
+def test_the_local_driver_jvm_collects_with_the_parallel_collector(spark):
+    """The JVM's own view of its collectors: the parallel collector's are named PS Scavenge and PS MarkSweep
+    (G1's, the default, G1 Young/Old Generation)."""
+    management = spark.sparkContext._jvm.java.lang.management.ManagementFactory
+    assert DRIVER_GC == "-XX:+UseParallelGC"
+    assert {bean.getName() for bean in management.getGarbageCollectorMXBeans()} == {"PS Scavenge", "PS MarkSweep"}
 
 
 def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
