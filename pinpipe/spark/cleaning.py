@@ -1,17 +1,11 @@
 """Cleaning the three raw frames: pure DataFrame -> DataFrame functions, each ending in its schema contract."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pinpipe.common import schema
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 PLACEHOLDERS = schema.PLACEHOLDERS  # per column, the values the source uses instead of null
 
@@ -129,62 +123,4 @@ def clean_user(raw: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
     )
 
 
-QualityRule = tuple[str, str, Column, Column | None]
-"""(column, rule, condition on the raw row, value in the cleaned row). Without a cleaned value, the rule changed
-the values meeting the condition. With one, the condition marks the values the rule tried (present, not blank)
-and it nulled those whose cleaned value is null: counted from the saved table, so the raw pass parses nothing."""
-
-
-def quality_rules(table: str, raw: DataFrame) -> list[QualityRule]:
-    """The cleaning rules of one raw table, each with how to count the values it changed or nulled."""
-    text_columns = [f.name for f in raw.schema.fields if isinstance(f.dataType, T.StringType)]
-    rules: list[QualityRule] = [(c, "blank -> null", is_blank(F.col(c)), None) for c in text_columns]
-    if table == "pin":
-        follower = placeholder_to_null(blank_to_null(F.col("follower_count")), PLACEHOLDERS["follower_count"])
-        location = blank_to_null(F.col("save_location"))
-        # No placeholder is blank, so the raw value can be compared as it is.
-        rules += [(c, "placeholder -> null", F.col(c).isin(*v), None) for c, v in PLACEHOLDERS.items()]
-        rules += [
-            ("follower_count", "k/M suffix -> integer",
-             F.col("follower_count").rlike(r"[kKmM]\s*$") & parse_follower_count(follower).isNotNull(), None),
-            ("follower_count", "unparseable -> null", follower.isNotNull(), F.col("follower_count")),
-            ("save_location", "prefix removed / unparseable -> null",
-             location.isNotNull() & ~save_path(location).eqNullSafe(location), None),
-        ]
-    parsed = {"geo": {"timestamp": F.col("timestamp"), "latitude": F.col("coordinates")[0],
-                      "longitude": F.col("coordinates")[1]},
-              "user": {"age": F.col("age"), "date_joined": F.col("date_joined")}}.get(table, {})
-    rules += [(c, "unparseable -> null", blank_to_null(F.col(c)).isNotNull(), value) for c, value in parsed.items()]
-    return rules
-
-
 CLEANERS = {"pin": clean_pin, "geo": clean_geo, "user": clean_user}
-
-
-def quality_report(raw_pin: DataFrame, raw_geo: DataFrame, raw_user: DataFrame,
-                   cleaned: dict[str, DataFrame] | None = None) -> pd.DataFrame:
-    """For each cleaning rule, how many values it changed or nulled: one pass over each raw table, plus a
-    count of parsed values in each cleaned one (`cleaned`: the tables as saved; by default cleaned here).
-    The three tables are counted at once (one job each, from threads), so the small ones fill the cores while the
-    large one finishes. Returned as a pandas frame: it is small and on the driver already (a Spark frame made of
-    it took a job, 2 s of a cold JVM, to show).
-
-    Counted as sum(when(condition, 1)): Spark compiles it into the scan, where count_if costs twice as much.
-    """
-    def table_report(item: tuple[str, DataFrame]) -> list[tuple[str, str, str, int]]:
-        table, raw = item
-        rules = quality_rules(table, raw)
-        met = raw.select(*[F.sum(F.when(condition, 1).otherwise(0)).alias(f"r{i}")
-                           for i, (_, _, condition, _) in enumerate(rules)]).first()
-        parsed = [(i, value) for i, (_, _, _, value) in enumerate(rules) if value is not None]
-        table_cleaned = cleaned[table] if cleaned is not None else CLEANERS[table](raw)
-        kept = table_cleaned.select(*[F.count(value).alias(f"r{i}") for i, value in parsed]).first() if parsed else {}
-        return [(table, column, rule, (met[f"r{i}"] or 0) - (kept[f"r{i}"] if value is not None else 0))
-                for i, (column, rule, _, value) in enumerate(rules)]
-
-    tables = (("pin", raw_pin), ("geo", raw_geo), ("user", raw_user))
-    with ThreadPoolExecutor(max_workers=len(tables)) as pool:
-        rows = [row for report in pool.map(table_report, tables) for row in report]
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=["table", "column", "rule", "values_changed"])

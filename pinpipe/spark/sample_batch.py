@@ -57,19 +57,18 @@ def run_steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[
 
 
 def _steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[[], bool]) -> bool:
-    from pinpipe.spark import analytics, cleaning, spark_io
+    from pinpipe.spark import analytics, quality, spark_io
 
     raw = spark_io.read_batch(spark, str(directory), small=small)
-    cleaned = {"pin": cleaning.clean_pin(raw["pin"]), "geo": cleaning.clean_geo(raw["geo"]),
-               "user": cleaning.clean_user(raw["user"])}
-    saved = spark_io.save_cleaned(cleaned, str(directory / f"cleaned-{small}"), small=small)
+    audit = quality.QualityAudit(raw)
+    saved = spark_io.save_cleaned(audit.cleaned, str(directory / f"cleaned-{small}"), small=small)
     if stop():
         return False
     rows = {name: df.count() for name, df in saved.items()}
     saved["pin"].limit(5).toPandas()
     if stop():
         return False
-    cleaning.quality_report(raw["pin"], raw["geo"], raw["user"], cleaned=saved)
+    audit.report()
     if stop():
         return False
     results = spark_io.collect_all(analytics.all_results(saved["pin"], saved["geo"], saved["user"],

@@ -57,13 +57,26 @@ _RuntimeConf.set = lambda self, key, value: (_set(self, key, value) if key == "s
 '''
 
 
+# Appended to every notebook run here: the quality table the save counted (DataFrame.observe) must be there, and
+# equal to the one a pass of its own counts; the rules themselves are checked by hand in tests/unit/test_quality.py.
+QUALITY_CHECK = '''
+assert audit.counted_during_save is True, "the quality counts were not taken during the save"
+from pinpipe.spark.quality import quality_report as _quality_report
+_again = _quality_report(raw["pin"], raw["geo"], raw["user"])
+assert quality_table.equals(_again), (quality_table, _again)
+_changed = dict(zip(quality_table["rule"] + " " + quality_table["column"], quality_table["values_changed"]))
+assert _changed["k/M suffix -> integer follower_count"] > 0 and _changed["placeholder -> null description"] > 0
+print("quality table checked: counted during the save")
+'''
+
+
 def notebook_with(tmp_path, extra_cell: str | None):
-    """The notebook as it is, or with one cell added right after its parameters cell."""
-    if extra_cell is None:
-        return NOTEBOOK
+    """The notebook with QUALITY_CHECK appended, and `extra_cell` (if any) right after its parameters cell."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
-    nb.cells.insert(at, nbformat.v4.new_code_cell(extra_cell))
+    if extra_cell is not None:
+        at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
+        nb.cells.insert(at, nbformat.v4.new_code_cell(extra_cell))
+    nb.cells.append(nbformat.v4.new_code_cell(QUALITY_CHECK))
     path = tmp_path / "notebook.ipynb"
     nbformat.write(nb, path)
     return path
@@ -81,6 +94,7 @@ def execute(tmp_path, input_dir, master, extra_cell=None, **parameters):
 
 
 def assert_results_equal_pandas(output_dir, input_dir):
+    assert "quality table checked" in (output_dir.parent.parent / "executed.ipynb").read_text()
     expected = pandas_results(input_dir)
     for name, columns in EXPECTED_COLUMNS.items():
         with open(output_dir / f"{name}.csv", encoding="utf-8", newline="") as handle:
@@ -160,7 +174,8 @@ def test_pyspark_35(spark35_python, batch_dir, tmp_path):  # noqa: F811
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PATH": f"{spark35_python.parent}:{os.environ['PATH']}"}
     env.pop("SPARK_HOME", None)
     result = subprocess.run(
-        [str(spark35_python), "-m", "papermill", str(NOTEBOOK), str(tmp_path / "executed.ipynb"), "-k", "python3",
+        [str(spark35_python), "-m", "papermill", str(notebook_with(tmp_path, None)), str(tmp_path / "executed.ipynb"),
+         "-k", "python3",
          "--cwd", str(PROJECT_ROOT), "--no-progress-bar", "-p", "input_dir", str(batch_dir),
          "-p", "output_dir", str(output_dir), "-p", "spark_master", "local[2]"],
         capture_output=True, text=True, timeout=900, env=env)

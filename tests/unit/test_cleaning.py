@@ -88,55 +88,6 @@ def test_clean_user_joins_names_and_types_age_and_date(spark):
     assertDataFrameEqual(cleaning.clean_user(raw(spark, "user", rows)), expected, checkRowOrder=False)
 
 
-def test_quality_report_counts_what_each_rule_changed(spark):
-    rows = [pin_row(), pin_row(idx="1", title="Untitled", follower_count="2M"),
-            pin_row(idx="2", title="", follower_count="User Info Error", poster_name="User Info Error")]
-    geo = raw(spark, "geo", [{"idx": "0", "timestamp": "bad", "latitude": "1", "longitude": "2", "country": "X"}])
-    user = raw(spark, "user", [{"idx": "0", "first_name": "A", "last_name": "B", "age": "20",
-                                "date_joined": "2016-01-01 00:00:00"}])
-    report = {(r["table"], r["column"], r["rule"]): r["values_changed"]
-              for r in cleaning.quality_report(raw(spark, "pin", rows), geo, user).to_dict("records")}
-    assert report[("pin", "title", "blank -> null")] == 1
-    assert report[("pin", "title", "placeholder -> null")] == 1
-    assert report[("pin", "follower_count", "placeholder -> null")] == 1
-    assert report[("pin", "follower_count", "k/M suffix -> integer")] == 2
-    assert report[("pin", "save_location", "prefix removed / unparseable -> null")] == 3
-    assert report[("geo", "timestamp", "unparseable -> null")] == 1
-    assert report[("pin", "poster_name", "placeholder -> null")] == 1
-    assert sum(report.values()) == 1 + 1 + 1 + 2 + 3 + 1 + 1  # nothing else changed
-
-
-def test_quality_report_counts_blanks_unparseable_values_and_paths_in_every_table(spark, tmp_path):
-    rows = [pin_row(), pin_row(idx="1", title="  ", follower_count="1.2k", description="Untitled"),
-            pin_row(idx="2", follower_count="lots", save_location="/already/a/path")]
-    geo = raw(spark, "geo", [{"idx": "0", "timestamp": "2020-13-01 00:00:00", "latitude": "x", "longitude": "2",
-                              "country": "\t"}])
-    user = raw(spark, "user", [{"idx": "0", "first_name": "A", "last_name": "", "age": "twenty",
-                                "date_joined": "2016-01-01 00:00:00"}])
-    report = {(r["table"], r["column"], r["rule"]): r["values_changed"]
-              for r in cleaning.quality_report(raw(spark, "pin", rows), geo, user).to_dict("records")}
-    # The notebook passes the cleaned tables as saved to Parquet and read back: the same counts.
-    cleaned = {}
-    for kind, table in (("pin", raw(spark, "pin", rows)), ("geo", geo), ("user", user)):
-        cleaning.CLEANERS[kind](table).write.parquet(str(tmp_path / kind))
-        cleaned[kind] = spark.read.parquet(str(tmp_path / kind))
-    assert report == {(r["table"], r["column"], r["rule"]): r["values_changed"] for r in
-                      cleaning.quality_report(raw(spark, "pin", rows), geo, user, cleaned=cleaned).to_dict("records")}
-    changed = {key: n for key, n in report.items() if n}
-    assert changed == {
-        ("pin", "title", "blank -> null"): 1,
-        ("pin", "description", "placeholder -> null"): 1,
-        ("pin", "follower_count", "k/M suffix -> integer"): 2,  # 13k and 1.2k
-        ("pin", "follower_count", "unparseable -> null"): 1,
-        ("pin", "save_location", "prefix removed / unparseable -> null"): 2,  # the third is a path already
-        ("geo", "timestamp", "unparseable -> null"): 1,
-        ("geo", "latitude", "unparseable -> null"): 1,
-        ("geo", "country", "blank -> null"): 1,
-        ("user", "last_name", "blank -> null"): 1,
-        ("user", "age", "unparseable -> null"): 1,
-    }
-
-
 @pytest.mark.parametrize("text, blank", [
     ("", True), (" ", True), ("\t", True), ("\r\n", True), (" \n\t \x0b\x0c\r ", True),
     ("x", False), (" x", False), ("\n\nx", False), ("x ", False), ("\t x \t", False),

@@ -1,0 +1,99 @@
+"""The data quality table: what each cleaning rule changed, on small hand-built batches with hand-counted
+expectations, counted during the save (QualityAudit) and by a pass of its own (quality_report)."""
+from __future__ import annotations
+
+import pytest
+from pyspark.testing import assertDataFrameEqual
+
+from pinpipe.spark import cleaning, quality
+from pinpipe.spark.spark_io import save_cleaned
+from tests.unit.test_cleaning import pin_row, raw
+
+
+def first_batch(spark):
+    rows = [pin_row(), pin_row(idx="1", title="Untitled", follower_count="2M"),
+            pin_row(idx="2", title="", follower_count="User Info Error", poster_name="User Info Error")]
+    geo = raw(spark, "geo", [{"idx": "0", "timestamp": "bad", "latitude": "1", "longitude": "2", "country": "X"}])
+    user = raw(spark, "user", [{"idx": "0", "first_name": "A", "last_name": "B", "age": "20",
+                                "date_joined": "2016-01-01 00:00:00"}])
+    return {"pin": raw(spark, "pin", rows), "geo": geo, "user": user}
+
+
+FIRST_CHANGED = {
+    ("pin", "title", "blank -> null"): 1,
+    ("pin", "title", "placeholder -> null"): 1,
+    ("pin", "follower_count", "placeholder -> null"): 1,
+    ("pin", "follower_count", "k/M suffix -> integer"): 2,  # 13k and 2M
+    ("pin", "save_location", "prefix removed / unparseable -> null"): 3,
+    ("geo", "timestamp", "unparseable -> null"): 1,
+    ("pin", "poster_name", "placeholder -> null"): 1,
+}
+
+
+def second_batch(spark):
+    rows = [pin_row(), pin_row(idx="1", title="  ", follower_count="1.2k", description="Untitled"),
+            pin_row(idx="2", follower_count="lots", save_location="/already/a/path"),
+            pin_row(idx="3", follower_count="99999999999k", save_location=" ")]
+    geo = raw(spark, "geo", [{"idx": "0", "timestamp": "2020-13-01 00:00:00", "latitude": "x", "longitude": "2",
+                              "country": "\t"}])
+    user = raw(spark, "user", [{"idx": "0", "first_name": "A", "last_name": "", "age": "twenty",
+                                "date_joined": "2016-01-01 00:00:00"}])
+    return {"pin": raw(spark, "pin", rows), "geo": geo, "user": user}
+
+
+SECOND_CHANGED = {
+    ("pin", "title", "blank -> null"): 1,
+    ("pin", "save_location", "blank -> null"): 1,
+    ("pin", "description", "placeholder -> null"): 1,
+    ("pin", "follower_count", "k/M suffix -> integer"): 2,  # 13k and 1.2k; not the one too large for an int
+    ("pin", "follower_count", "unparseable -> null"): 2,  # lots, and 99999999999k
+    ("pin", "save_location", "prefix removed / unparseable -> null"): 2,  # a path already; a blank is not tried
+    ("geo", "timestamp", "unparseable -> null"): 1,
+    ("geo", "latitude", "unparseable -> null"): 1,
+    ("geo", "country", "blank -> null"): 1,
+    ("user", "last_name", "blank -> null"): 1,
+    ("user", "age", "unparseable -> null"): 1,
+}
+
+
+def changed(report) -> dict:
+    return {(r["table"], r["column"], r["rule"]): r["values_changed"]
+            for r in report.to_dict("records") if r["values_changed"]}
+
+
+@pytest.mark.parametrize("batch, expected", [(first_batch, FIRST_CHANGED), (second_batch, SECOND_CHANGED)])
+def test_the_audit_counts_each_rule_during_the_save(spark, tmp_path, batch, expected):
+    audit = quality.QualityAudit(batch(spark))
+    save_cleaned(audit.cleaned, str(tmp_path / "cleaned"))
+    assert changed(audit.report()) == expected
+    assert audit.counted_during_save is True
+
+
+@pytest.mark.parametrize("batch, expected", [(first_batch, FIRST_CHANGED), (second_batch, SECOND_CHANGED)])
+def test_a_pass_of_its_own_gives_the_same_counts(spark, batch, expected):
+    frames = batch(spark)
+    assert changed(quality.quality_report(frames["pin"], frames["geo"], frames["user"])) == expected
+
+
+def test_an_audit_never_saved_counts_by_a_pass_of_its_own(spark, monkeypatch):
+    """No save, no observed counts: report() waits OBSERVED_WAIT_S for them, then counts instead of hanging."""
+    monkeypatch.setattr(quality, "OBSERVED_WAIT_S", 0.5)
+    audit = quality.QualityAudit(second_batch(spark))
+    assert changed(audit.report()) == SECOND_CHANGED
+    assert audit.counted_during_save is False
+
+
+def test_the_report_lists_every_rule_once_in_order(spark):
+    report = quality.quality_report(*first_batch(spark).values())
+    assert list(report.columns) == ["table", "column", "rule", "values_changed"]
+    assert report["table"].tolist() == ["pin"] * 21 + ["geo"] * 8 + ["user"] * 7
+    assert not report.duplicated(["table", "column", "rule"]).any()
+
+
+def test_the_audited_tables_are_the_cleaned_tables(spark):
+    """Observing adds no column and changes no value: each audited frame is clean_pin/geo/user of its raw frame."""
+    frames = second_batch(spark)
+    audit = quality.QualityAudit(frames)
+    for table, frame in frames.items():
+        assertDataFrameEqual(audit.cleaned[table], cleaning.CLEANERS[table](frame), checkRowOrder=False)
+        assert audit.cleaned[table].columns == cleaning.CLEANERS[table](frame).columns
