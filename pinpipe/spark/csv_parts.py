@@ -15,6 +15,10 @@ from pathlib import Path
 
 QUOTE, ROW_END = b'"', b"\n"  # the last byte of CRLF and of LF
 CHUNK = 16 * 1024 * 1024
+# The size a large file is cut to. A session reading the parts gives each its own task (spark_io.get_spark sets
+# spark.sql.files.maxPartitionBytes to it): packed two to a task, as Spark's 128 MB default does, the pins of a
+# 1M-row batch were three tasks on two cores, the last running alone.
+PART_BYTES = 64 * 1024 * 1024
 
 
 def _count_quotes(data: mmap.mmap, start: int, end: int) -> int:
@@ -94,7 +98,7 @@ def _copy_range(source, target, offset: int, count: int) -> None:
 
 
 def parts_for(size: int, parallelism: int, min_size: int = 16 * 1024 * 1024,
-              part_size: int = 64 * 1024 * 1024) -> int:
+              part_size: int = PART_BYTES) -> int:
     """How many parts a file of `size` bytes is worth: one when small, else at least one per core."""
     if size < min_size:
         return 1

@@ -169,6 +169,8 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         cores = local_cores(master)
         if cores:  # a batch is small: two shuffle partitions per core, not Spark's 200
             spark.conf.set("spark.sql.shuffle.partitions", str(2 * cores))
+            # a large file's parts (_parallel_parts) one task each, not packed two to a task
+            spark.conf.set("spark.sql.files.maxPartitionBytes", str(csv_parts.PART_BYTES))
     _set(spark, "spark.sql.session.timeZone", "UTC")
     if not serverless:
         # Spark 4: ANSI, and every conversion is a try_cast. Spark 3.5 has no Column.try_cast: ANSI stays off

@@ -41,6 +41,15 @@ def test_the_local_driver_jvm_collects_with_the_parallel_collector(spark):
     assert {bean.getName() for bean in management.getGarbageCollectorMXBeans()} == {"PS Scavenge", "PS MarkSweep"}
 
 
+def test_a_local_session_reads_each_part_of_a_large_file_as_a_task_of_its_own(spark):
+    """Spark packs small files into one task up to spark.sql.files.maxPartitionBytes (128 MB by default): two
+    64 MiB parts of a large CSV would share one. The local session's limit is one part."""
+    from pinpipe.spark import csv_parts
+
+    assert int(spark.conf.get("spark.sql.files.maxPartitionBytes")) == csv_parts.PART_BYTES == 64 * 1024 * 1024
+    assert csv_parts.parts_for(357 * 1024 * 1024, parallelism=2) == 6  # the pins of a 1M-row batch: 6 tasks
+
+
 def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
     arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
                      .getInputArguments())
