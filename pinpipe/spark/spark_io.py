@@ -48,11 +48,9 @@ QUICK_JIT = "-XX:TieredStopAtLevel=1"
 SMALL_INPUT_BYTES = 100 * 1024 * 1024
 # A small batch's twenty-odd queries cost more to plan than to run. Below INTERPRETED_INPUT_BYTES of CSV the
 # session evaluates expressions as they are (INTERPRETED) instead of generating and compiling Java for every
-# query (factoryMode is an internal setting, which a Spark without it ignores); a new session for a small input
-# also records no DataFrame query context (NO_QUERY_CONTEXT): the Python line that built each Column, about five
-# calls into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line).
-# Measured on 2 cores (bench/HISTORY.md, "Sixteenth session"): the notebook after session start 5.9 -> 4.4 s on
-# 500 rows and 7.2 -> 6.2 s on 10k (4.6 MB); interpreted, 30k rows (13.8 MB) took 8.5 -> 8.9 s and 100k rows
+# query (factoryMode is an internal setting, which a Spark without it ignores). Measured on 2 cores
+# (bench/HISTORY.md, "Sixteenth session"), with NO_QUERY_CONTEXT: the notebook after session start 5.9 -> 4.4 s
+# on 500 rows and 7.2 -> 6.2 s on 10k (4.6 MB); interpreted, 30k rows (13.8 MB) took 8.5 -> 8.9 s and 100k rows
 # (46 MB) 14.3 -> 19.8 s: generated code pays for itself there.
 INTERPRETED_INPUT_BYTES = 8 * 1024 * 1024
 # A local driver runs every task itself: it gets the throughput collector. G1, the JVM's default, keeps its
@@ -61,6 +59,10 @@ INTERPRETED_INPUT_BYTES = 8 * 1024 * 1024
 # serial collector 35.0-37.1 s, but one thread to collect a 4g heap); on 500 rows no difference.
 DRIVER_GC = "-XX:+UseParallelGC"
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+# Every new session records no DataFrame query context: the Python line that built each Column, about five calls
+# into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line). Measured
+# (bench/HISTORY.md): the 500-row notebook's save cell 4,320 -> 1,670 JVM calls; the 1M notebook 32.9-33.2 ->
+# 30.7-31.0 s after session start (seventeenth session; until then it was off for small inputs only).
 NO_QUERY_CONTEXT = {"spark.sql.dataFrameQueryContext.enabled": "false",
                     "spark.python.sql.dataFrameDebugging.enabled": "false"}
 
@@ -74,12 +76,6 @@ def jit_options(input_bytes: int | None, small: bool | None = None) -> str:
     """The JIT flags of a new driver or executor JVM that will process `input_bytes` of CSV; `small`, when given,
     decides instead (a stream's input is not a file size: streaming.py)."""
     return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if _quick(input_bytes, small) else JIT_HUGE_METHODS
-
-
-def quick_settings(input_bytes: int | None, small: bool | None = None) -> dict[str, str]:
-    """The static settings of a new session for `input_bytes` of CSV (or `small`, as jit_options): no DataFrame
-    query context for a small input; none for a large or unknown one."""
-    return dict(NO_QUERY_CONTEXT) if _quick(input_bytes, small) else {}
 
 
 def interpreted(input_bytes: int | None) -> bool:
@@ -150,7 +146,7 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
     A new driver JVM collects with DRIVER_GC.
     `kafka`: a new local or cluster session gets Spark's Kafka source (connector.py; Databricks has it built in,
     and a Spark Connect server needs it on its own class path). `input_bytes` (see batch_bytes): a new JVM for a
-    small input compiles with C1 only (jit_options) and records no query context (quick_settings); `small`, when
+    small input compiles with C1 only (jit_options); `small`, when
     given, decides that instead. Where `input_bytes` is known, a local, cluster or Spark Connect session off
     Databricks evaluates a batch that small without generated code and a larger one with it (interpreted): set
     per call, as one session may run batches of any size. A new local
@@ -164,8 +160,7 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         if not serverless:
             _set(spark, "spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 1)))
     elif spark is None:
-        spark = _new_session(master, app_name, kafka, jit_options(input_bytes, small),
-                             quick_settings(input_bytes, small))
+        spark = _new_session(master, app_name, kafka, jit_options(input_bytes, small))
         cores = local_cores(master)
         if cores:  # a batch is small: two shuffle partitions per core, not Spark's 200
             spark.conf.set("spark.sql.shuffle.partitions", str(2 * cores))
@@ -205,7 +200,7 @@ def _set_code_generation(spark: SparkSession, on: bool) -> None:
             spark.conf.unset(key)
 
 
-def _new_session(master: str, app_name: str, kafka: bool, jit: str, settings: dict[str, str]) -> SparkSession:
+def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSession:
     """A new local or cluster session, its driver JVM started here (py4j: not on a Spark Connect client)."""
     from pyspark import SparkConf, SparkContext
     from pyspark.java_gateway import launch_gateway
@@ -220,7 +215,7 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str, settings: di
         # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.
         ("spark.sql.autoBroadcastJoinThreshold", "16MB"),
         ("spark.ui.showConsoleProgress", "false"),
-        *settings.items(),
+        *NO_QUERY_CONTEXT.items(),
     ])
     if kafka and not on_databricks():
         from pinpipe.spark.connector import kafka_connector_jars

@@ -50,6 +50,16 @@ def test_a_local_session_reads_each_part_of_a_large_file_as_a_task_of_its_own(sp
     assert csv_parts.parts_for(357 * 1024 * 1024, parallelism=2) == 6  # the pins of a 1M-row batch: 6 tasks
 
 
+def test_every_new_session_records_no_dataframe_query_context(spark):
+    """The fixture's session, started without a batch size: neither the JVM (Spark's setting) nor pyspark (its
+    call-site capture, a few JVM calls per Column built) records where each expression was built."""
+    from pyspark.errors.utils import is_debugging_enabled
+
+    assert spark.conf.get("spark.sql.dataFrameQueryContext.enabled") == "false"
+    assert spark.conf.get("spark.python.sql.dataFrameDebugging.enabled") == "false"
+    assert is_debugging_enabled() is False
+
+
 def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
     arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
                      .getInputArguments())
@@ -83,7 +93,7 @@ def test_one_session_generates_code_for_a_large_batch_and_not_for_a_small_one(sp
 
 def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_archive(tmp_path):
     """The notebook passes its batch's size: a small one gets a JVM that starts quickly (jit_options) and plans
-    quickly (no generated code; quick_settings: no DataFrame query context, in the JVM and in pyspark), and every
+    quickly (no generated code, no DataFrame query context, in the JVM and in pyspark), and every
     new local driver maps Spark's class archive (class_archive.py; run_tests.sh builds it, else it is built
     here): the JVM has the file mapped, not just the flag, and answers a query."""
     archive = class_archive.ensure()

@@ -11,12 +11,7 @@ from pinpipe.spark.spark_io import (
     interpreted,
     is_small,
     jit_options,
-    quick_settings,
 )
-
-# What a new session for a small batch sets at start (spark_io.NO_QUERY_CONTEXT), spelled out: Spark's own names.
-NO_QUERY_CONTEXT = {"spark.sql.dataFrameQueryContext.enabled": "false",
-                    "spark.python.sql.dataFrameDebugging.enabled": "false"}
 
 
 def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compiler():
@@ -31,15 +26,6 @@ def test_small_given_decides_instead_of_the_size():
     assert jit_options(None, small=True).split() == [JIT_HUGE_METHODS, QUICK_JIT]
     assert jit_options(10**12, small=True).split() == [JIT_HUGE_METHODS, QUICK_JIT]
     assert jit_options(0, small=False).split() == [JIT_HUGE_METHODS]
-
-
-def test_a_new_session_for_a_small_batch_records_no_query_context_one_for_a_large_or_unknown_one_does():
-    assert quick_settings(0) == NO_QUERY_CONTEXT
-    assert quick_settings(100 * 1024 * 1024 - 1) == NO_QUERY_CONTEXT
-    assert quick_settings(100 * 1024 * 1024) == {}
-    assert quick_settings(None) == {}
-    assert quick_settings(None, small=True) == NO_QUERY_CONTEXT
-    assert quick_settings(0, small=False) == {}
 
 
 def test_a_batch_under_8_mb_is_interpreted_and_a_larger_or_unknown_one_generates_code():
