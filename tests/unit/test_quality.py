@@ -10,13 +10,18 @@ from pinpipe.spark.spark_io import save_cleaned
 from tests.unit.test_cleaning import pin_row, raw
 
 
+def batch(spark, pins: list[dict], geo: dict, user: dict) -> dict:
+    """Raw frames of a batch: the pin rows given, one geo row and one user row (idx 0)."""
+    return {"pin": raw(spark, "pin", pins), "geo": raw(spark, "geo", [{"idx": "0", **geo}]),
+            "user": raw(spark, "user", [{"idx": "0", **user}])}
+
+
 def first_batch(spark):
-    rows = [pin_row(), pin_row(idx="1", title="Untitled", follower_count="2M"),
-            pin_row(idx="2", title="", follower_count="User Info Error", poster_name="User Info Error")]
-    geo = raw(spark, "geo", [{"idx": "0", "timestamp": "bad", "latitude": "1", "longitude": "2", "country": "X"}])
-    user = raw(spark, "user", [{"idx": "0", "first_name": "A", "last_name": "B", "age": "20",
-                                "date_joined": "2016-01-01 00:00:00"}])
-    return {"pin": raw(spark, "pin", rows), "geo": geo, "user": user}
+    return batch(spark,
+                 [pin_row(), pin_row(idx="1", title="Untitled", follower_count="2M"),
+                  pin_row(idx="2", title="", follower_count="User Info Error", poster_name="User Info Error")],
+                 {"timestamp": "bad", "latitude": "1", "longitude": "2", "country": "X"},
+                 {"first_name": "A", "last_name": "B", "age": "20", "date_joined": "2016-01-01 00:00:00"})
 
 
 FIRST_CHANGED = {
@@ -31,14 +36,12 @@ FIRST_CHANGED = {
 
 
 def second_batch(spark):
-    rows = [pin_row(), pin_row(idx="1", title="  ", follower_count="1.2k", description="Untitled"),
-            pin_row(idx="2", follower_count="lots", save_location="/already/a/path"),
-            pin_row(idx="3", follower_count="99999999999k", save_location=" ")]
-    geo = raw(spark, "geo", [{"idx": "0", "timestamp": "2020-13-01 00:00:00", "latitude": "x", "longitude": "2",
-                              "country": "\t"}])
-    user = raw(spark, "user", [{"idx": "0", "first_name": "A", "last_name": "", "age": "twenty",
-                                "date_joined": "2016-01-01 00:00:00"}])
-    return {"pin": raw(spark, "pin", rows), "geo": geo, "user": user}
+    return batch(spark,
+                 [pin_row(), pin_row(idx="1", title="  ", follower_count="1.2k", description="Untitled"),
+                  pin_row(idx="2", follower_count="lots", save_location="/already/a/path"),
+                  pin_row(idx="3", follower_count="99999999999k", save_location=" ")],
+                 {"timestamp": "2020-13-01 00:00:00", "latitude": "x", "longitude": "2", "country": "\t"},
+                 {"first_name": "A", "last_name": "", "age": "twenty", "date_joined": "2016-01-01 00:00:00"})
 
 
 SECOND_CHANGED = {
