@@ -58,6 +58,15 @@ INTERPRETED_INPUT_BYTES = 8 * 1024 * 1024
 # "Seventeenth session"): the notebook on 1M rows after session start 43.5-45.1 s with G1, 37.6-39.9 s with it (the
 # serial collector 35.0-37.1 s, but one thread to collect a 4g heap); on 500 rows no difference.
 DRIVER_GC = "-XX:+UseParallelGC"
+# Spark's generated code (one new class per query, compiled by Janino) is left to C1 in a JVM that has C2: a query's
+# generated methods live for that query only, C2 spent seconds on each large one (2.6 s on the pins' cleaning, which
+# it then dropped and compiled again, 2.3 s, and failed) while the two cores ran the tasks. HotSpot's compiler
+# directives exclude them from C2 (a diagnostic option; DisplayVMOutputToStderr keeps its note off stdout); Spark's
+# own classes still get C2. Measured on 2 cores (bench/HISTORY.md, "Eighteenth session"): the notebook on 1M rows
+# after session start 32.4 / 32.7 -> 27.7 / 26.9 s, compiling 39 -> 28 s of CPU.
+JIT_DIRECTIVES = Path(__file__).with_name("jit_directives.json")
+GENERATED_CODE_C1 = ("-XX:+UnlockDiagnosticVMOptions -XX:+DisplayVMOutputToStderr "
+                     f'-XX:CompilerDirectivesFile="{JIT_DIRECTIVES}"')
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 # Every new session records no DataFrame query context: the Python line that built each Column, about five calls
 # into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line). Measured
@@ -76,6 +85,14 @@ def jit_options(input_bytes: int | None, small: bool | None = None) -> str:
     """The JIT flags of a new driver or executor JVM that will process `input_bytes` of CSV; `small`, when given,
     decides instead (a stream's input is not a file size: streaming.py)."""
     return f"{JIT_HUGE_METHODS} {QUICK_JIT}" if _quick(input_bytes, small) else JIT_HUGE_METHODS
+
+
+def driver_java_options(memory: str, jit: str) -> str:
+    """A new driver JVM's options: its heap reserved at start, DRIVER_GC, `jit` (jit_options), generated code left
+    to C1 where C2 is on (GENERATED_CODE_C1; a driver only, as the file is on this machine) and the class archive
+    when one is built (class_archive.py)."""
+    generated = "" if QUICK_JIT in jit.split() else GENERATED_CODE_C1
+    return " ".join(filter(None, [f"-Xms{memory}", DRIVER_GC, jit, generated, class_archive.java_option()]))
 
 
 def interpreted(input_bytes: int | None) -> bool:
@@ -208,8 +225,7 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSess
     memory = os.environ.get("SPARK_DRIVER_MEMORY", "4g")
     conf = SparkConf().setMaster(master).setAppName(app_name).setAll([
         ("spark.driver.memory", memory),
-        # the heap reserved at start; the class archive (class_archive.py) when one is built
-        ("spark.driver.extraJavaOptions", f"-Xms{memory} {DRIVER_GC} {jit} {class_archive.java_option()}".strip()),
+        ("spark.driver.extraJavaOptions", driver_java_options(memory, jit)),
         ("spark.executor.extraJavaOptions", jit),  # a cluster's executors
         # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
         # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.

@@ -67,6 +67,28 @@ def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
     assert generated_stages(spark)  # and it generates code for its queries
 
 
+def test_the_driver_compiles_spark_generated_code_with_c1_only_and_its_own_code_with_c2(spark):
+    """Spark's generated classes live for one query: the driver leaves them to C1 (spark_io.GENERATED_CODE_C1).
+    A hot generated aggregation, then the JVM's own list of compiled code (jcmd Compiler.codelist: id, level,
+    state, method): its generated methods got hot enough to leave the profiling tier (level 1 is C1 without
+    profiling, where a method goes when C2 refuses it) and none is at level 4; Java's and Spark's are."""
+    for _ in range(3):
+        spark.range(0, 30_000_000, 1, 2).selectExpr("sum(id * 3 % 7) AS s").collect()
+    jvm = spark.sparkContext._jvm
+    jcmd = Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "jcmd"
+    pid = jvm.java.lang.ProcessHandle.current().pid()
+    listing = subprocess.run([str(jcmd), str(pid), "Compiler.codelist"], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    levels: dict[str, set[int]] = {"generated": set(), "other": set()}
+    for line in listing.splitlines():
+        fields = line.split(maxsplit=3)
+        if len(fields) == 4 and fields[1].isdigit():
+            kind = "generated" if "expressions.GeneratedClass$" in fields[3] else "other"
+            levels[kind].add(int(fields[1]))
+    assert 1 in levels["generated"] and 4 not in levels["generated"], levels
+    assert 4 in levels["other"], levels
+
+
 def generated_stages(spark) -> bool:
     """Whether a query on `spark` runs generated code: `*(1)` marks a whole-stage generated stage in a plan."""
     return "*(1)" in spark.range(3).selectExpr("id + 1 AS n")._jdf.queryExecution().executedPlan().toString()

@@ -1,13 +1,19 @@
 """Which JIT and settings a new Spark session gets, by the size of the batch it will process."""
 from __future__ import annotations
 
+import json
+
 from pinpipe.spark.spark_io import (
+    DRIVER_GC,
+    GENERATED_CODE_C1,
     INTERPRETED,
     INTERPRETED_INPUT_BYTES,
+    JIT_DIRECTIVES,
     JIT_HUGE_METHODS,
     QUICK_JIT,
     SMALL_INPUT_BYTES,
     batch_bytes,
+    driver_java_options,
     interpreted,
     is_small,
     jit_options,
@@ -26,6 +32,21 @@ def test_small_given_decides_instead_of_the_size():
     assert jit_options(None, small=True).split() == [JIT_HUGE_METHODS, QUICK_JIT]
     assert jit_options(10**12, small=True).split() == [JIT_HUGE_METHODS, QUICK_JIT]
     assert jit_options(0, small=False).split() == [JIT_HUGE_METHODS]
+
+
+def test_a_driver_with_the_optimising_compiler_leaves_spark_generated_code_to_c1():
+    """A new driver JVM with C2 gets the compiler directives that exclude Spark's generated classes from it; one
+    with C1 only has nothing to exclude. The file is HotSpot's directive format (JSON): the class Janino compiles
+    every generated class as (Spark's CodeGenerator), its nested classes and all their methods, C2 excluded."""
+    large = driver_java_options("4g", jit_options(None))
+    assert large.startswith(f"-Xms4g {DRIVER_GC} {JIT_HUGE_METHODS} {GENERATED_CODE_C1}")
+    assert f'-XX:CompilerDirectivesFile="{JIT_DIRECTIVES}"' in GENERATED_CODE_C1
+    assert "-XX:+UnlockDiagnosticVMOptions" in GENERATED_CODE_C1  # the directives file is a diagnostic option
+    small = driver_java_options("1g", jit_options(0))
+    assert small.startswith(f"-Xms1g {DRIVER_GC} {JIT_HUGE_METHODS} {QUICK_JIT}")
+    assert "CompilerDirectivesFile" not in small and "UnlockDiagnosticVMOptions" not in small
+    assert json.loads(JIT_DIRECTIVES.read_text()) == [
+        {"match": "org/apache/spark/sql/catalyst/expressions/GeneratedClass*.*", "c2": {"Exclude": True}}]
 
 
 def test_a_batch_under_8_mb_is_interpreted_and_a_larger_or_unknown_one_generates_code():
