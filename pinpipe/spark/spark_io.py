@@ -58,15 +58,18 @@ INTERPRETED_INPUT_BYTES = 8 * 1024 * 1024
 # "Seventeenth session"): the notebook on 1M rows after session start 43.5-45.1 s with G1, 37.6-39.9 s with it (the
 # serial collector 35.0-37.1 s, but one thread to collect a 4g heap); on 500 rows no difference.
 DRIVER_GC = "-XX:+UseParallelGC"
-# Spark's generated code (one new class per query, compiled by Janino) is left to C1 in a JVM that has C2: a query's
-# generated methods live for that query only, C2 spent seconds on each large one (2.6 s on the pins' cleaning, which
-# it then dropped and compiled again, 2.3 s, and failed) while the two cores ran the tasks. HotSpot's compiler
-# directives exclude them from C2 (a diagnostic option; DisplayVMOutputToStderr keeps its note off stdout); Spark's
-# own classes still get C2. Measured on 2 cores (bench/HISTORY.md, "Eighteenth session"): the notebook on 1M rows
-# after session start 32.4 / 32.7 -> 27.7 / 26.9 s, compiling 39 -> 28 s of CPU.
+# In a JVM with C2, the code that lives for one query is left to C1 (HotSpot compiler directives: JIT_DIRECTIVES):
+# Spark's generated classes (new for every query), Janino, which compiles them, ASM, which Spark's closure cleaner
+# reads closures with, and Java serialization, which ships every task. On two cores C2's thread took most of a
+# core for them: seconds on each large generated method (2.6 s on the pins' cleaning, which it then dropped,
+# recompiled for 2.3 s and failed), ~9 s on the rest. Spark's own runtime code still gets C2. The directives
+# file is a diagnostic option; DisplayVMOutputToStderr keeps the JVM's note on it off stdout. Measured on 2 cores
+# (bench/HISTORY.md, "Eighteenth session"), the notebook on 1M rows after session start, alternated runs:
+# 32.4 / 32.7 s as before, 27.7 / 26.9 s with the generated classes left to C1 (compiling 39 -> 28 s of CPU),
+# 26.3-28.7 s (mean 27.0) -> 24.9-26.0 s (mean 25.1) with the other three as well.
 JIT_DIRECTIVES = Path(__file__).with_name("jit_directives.json")
-GENERATED_CODE_C1 = ("-XX:+UnlockDiagnosticVMOptions -XX:+DisplayVMOutputToStderr "
-                     f'-XX:CompilerDirectivesFile="{JIT_DIRECTIVES}"')
+C1_ONLY_CODE = ("-XX:+UnlockDiagnosticVMOptions -XX:+DisplayVMOutputToStderr "
+                f'-XX:CompilerDirectivesFile="{JIT_DIRECTIVES}"')
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 # Every new session records no DataFrame query context: the Python line that built each Column, about five calls
 # into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line). Measured
@@ -88,11 +91,11 @@ def jit_options(input_bytes: int | None, small: bool | None = None) -> str:
 
 
 def driver_java_options(memory: str, jit: str) -> str:
-    """A new driver JVM's options: its heap reserved at start, DRIVER_GC, `jit` (jit_options), generated code left
-    to C1 where C2 is on (GENERATED_CODE_C1; a driver only, as the file is on this machine) and the class archive
-    when one is built (class_archive.py)."""
-    generated = "" if QUICK_JIT in jit.split() else GENERATED_CODE_C1
-    return " ".join(filter(None, [f"-Xms{memory}", DRIVER_GC, jit, generated, class_archive.java_option()]))
+    """A new driver JVM's options: its heap reserved at start, DRIVER_GC, `jit` (jit_options), the code of one
+    query left to C1 where C2 is on (C1_ONLY_CODE; a driver's only: a cluster's executors may not have the file)
+    and the class archive when one is built (class_archive.py)."""
+    c1_only = "" if QUICK_JIT in jit.split() else C1_ONLY_CODE
+    return " ".join(filter(None, [f"-Xms{memory}", DRIVER_GC, jit, c1_only, class_archive.java_option()]))
 
 
 def interpreted(input_bytes: int | None) -> bool:

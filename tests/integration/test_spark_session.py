@@ -1,6 +1,7 @@
 """The local session get_spark starts: what its JVM runs with."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pinpipe.spark import class_archive
 from pinpipe.spark.spark_io import (
     DRIVER_GC,
     INTERPRETED_INPUT_BYTES,
+    JIT_DIRECTIVES,
     JIT_HUGE_METHODS,
     QUICK_JIT,
     code_generation,
@@ -68,10 +70,11 @@ def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
 
 
 def test_the_driver_compiles_spark_generated_code_with_c1_only_and_its_own_code_with_c2(spark):
-    """Spark's generated classes live for one query: the driver leaves them to C1 (spark_io.GENERATED_CODE_C1).
+    """Spark's generated classes live for one query: the driver leaves them to C1 (spark_io.C1_ONLY_CODE).
     A hot generated aggregation, then the JVM's own list of compiled code (jcmd Compiler.codelist: id, level,
     state, method): its generated methods got hot enough to leave the profiling tier (level 1 is C1 without
-    profiling, where a method goes when C2 refuses it) and none is at level 4; Java's and Spark's are."""
+    profiling, where a method goes when C2 refuses it) and none is at level 4; Java's and Spark's are. The JVM
+    lists the directive it parsed: every pattern of the file, C2 excluded."""
     for _ in range(3):
         spark.range(0, 30_000_000, 1, 2).selectExpr("sum(id * 3 % 7) AS s").collect()
     jvm = spark.sparkContext._jvm
@@ -87,6 +90,13 @@ def test_the_driver_compiles_spark_generated_code_with_c1_only_and_its_own_code_
             levels[kind].add(int(fields[1]))
     assert 1 in levels["generated"] and 4 not in levels["generated"], levels
     assert 4 in levels["other"], levels
+    directives = subprocess.run([str(jcmd), str(pid), "Compiler.directives_print"], capture_output=True,
+                                text=True, timeout=60, check=True).stdout
+    matching = next(line for line in directives.splitlines() if line.startswith(" matching:"))
+    [directive] = json.loads(JIT_DIRECTIVES.read_text())
+    assert set(matching.split(":", 1)[1].strip().split(", ")) == set(directive["match"])
+    c2 = directives.split(matching, 1)[1].split(" c2 directives:", 1)[1]
+    assert "Exclude:true" in c2.split("Directive:", 1)[0]
 
 
 def generated_stages(spark) -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from pinpipe.spark.spark_io import (
+    C1_ONLY_CODE,
     DRIVER_GC,
-    GENERATED_CODE_C1,
     INTERPRETED,
     INTERPRETED_INPUT_BYTES,
     JIT_DIRECTIVES,
@@ -34,19 +34,23 @@ def test_small_given_decides_instead_of_the_size():
     assert jit_options(0, small=False).split() == [JIT_HUGE_METHODS]
 
 
-def test_a_driver_with_the_optimising_compiler_leaves_spark_generated_code_to_c1():
-    """A new driver JVM with C2 gets the compiler directives that exclude Spark's generated classes from it; one
-    with C1 only has nothing to exclude. The file is HotSpot's directive format (JSON): the class Janino compiles
-    every generated class as (Spark's CodeGenerator), its nested classes and all their methods, C2 excluded."""
+def test_a_driver_with_the_optimising_compiler_leaves_the_code_of_one_query_to_c1():
+    """A new driver JVM with C2 gets the compiler directives that exclude from it the code that lives for one query;
+    one with C1 only has nothing to exclude. The file is HotSpot's directive format (JSON): Spark's generated
+    classes (the name Spark's CodeGenerator compiles each under, its nested classes, all their methods), Janino,
+    ASM and Java serialization, C2 excluded and nothing else set."""
     large = driver_java_options("4g", jit_options(None))
-    assert large.startswith(f"-Xms4g {DRIVER_GC} {JIT_HUGE_METHODS} {GENERATED_CODE_C1}")
-    assert f'-XX:CompilerDirectivesFile="{JIT_DIRECTIVES}"' in GENERATED_CODE_C1
-    assert "-XX:+UnlockDiagnosticVMOptions" in GENERATED_CODE_C1  # the directives file is a diagnostic option
+    assert large.startswith(f"-Xms4g {DRIVER_GC} {JIT_HUGE_METHODS} {C1_ONLY_CODE}")
+    assert f'-XX:CompilerDirectivesFile="{JIT_DIRECTIVES}"' in C1_ONLY_CODE
+    assert "-XX:+UnlockDiagnosticVMOptions" in C1_ONLY_CODE  # the directives file is a diagnostic option
     small = driver_java_options("1g", jit_options(0))
     assert small.startswith(f"-Xms1g {DRIVER_GC} {JIT_HUGE_METHODS} {QUICK_JIT}")
     assert "CompilerDirectivesFile" not in small and "UnlockDiagnosticVMOptions" not in small
-    assert json.loads(JIT_DIRECTIVES.read_text()) == [
-        {"match": "org/apache/spark/sql/catalyst/expressions/GeneratedClass*.*", "c2": {"Exclude": True}}]
+    [directive] = json.loads(JIT_DIRECTIVES.read_text())
+    assert directive["c2"] == {"Exclude": True} and set(directive) == {"match", "c2"}
+    assert set(directive["match"]) == {"org/apache/spark/sql/catalyst/expressions/GeneratedClass*.*",
+                                       "org/codehaus/janino/*.*", "org/codehaus/commons/compiler/*.*",
+                                       "org/apache/xbean/asm9/*.*", "java/io/Object*.*"}
 
 
 def test_a_batch_under_8_mb_is_interpreted_and_a_larger_or_unknown_one_generates_code():
