@@ -70,6 +70,12 @@ DRIVER_GC = "-XX:+UseParallelGC"
 JIT_DIRECTIVES = Path(__file__).with_name("jit_directives.json")
 C1_ONLY_CODE = ("-XX:+UnlockDiagnosticVMOptions -XX:+DisplayVMOutputToStderr "
                 f'-XX:CompilerDirectivesFile="{JIT_DIRECTIVES}"')
+# The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both sides: at
+# 1M rows Spark estimates the pins' (ind, follower_count) at 10 MB and the geo rows' (ind, country, timestamp) at
+# 19 MB; at 5M five times that, which stays shuffled. At 128MB 5,000,000 rows were broadcast too and the 4g driver
+# ran out of memory building them. Measured on 2 cores (bench/HISTORY.md, "Nineteenth session"), the nine questions
+# on 1M rows in a warm session, six alternated runs each: 16 MB (the geo rows shuffled) mean 9.0 s, 24 MB 7.6 s.
+BROADCAST_LIMIT = "24MB"
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 # Every new session records no DataFrame query context: the Python line that built each Column, about five calls
 # into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line). Measured
@@ -230,9 +236,7 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSess
         ("spark.driver.memory", memory),
         ("spark.driver.extraJavaOptions", driver_java_options(memory, jit)),
         ("spark.executor.extraJavaOptions", jit),  # a cluster's executors
-        # The few columns a question joins on, up to a million rows, are broadcast instead of shuffling both
-        # sides. At 128MB, 5,000,000 rows were broadcast too and the 4g driver ran out of memory building them.
-        ("spark.sql.autoBroadcastJoinThreshold", "16MB"),
+        ("spark.sql.autoBroadcastJoinThreshold", BROADCAST_LIMIT),
         ("spark.ui.showConsoleProgress", "false"),
         *NO_QUERY_CONTEXT.items(),
     ])
