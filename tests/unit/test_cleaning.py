@@ -92,7 +92,17 @@ def test_clean_user_joins_names_and_types_age_and_date(spark):
     ("", True), (" ", True), ("\t", True), ("\r\n", True), (" \n\t \x0b\x0c\r ", True),
     ("x", False), (" x", False), ("\n\nx", False), ("x ", False), ("\t x \t", False),
     (NBSP, False), (" " + NBSP, False), ("\u2003", False),  # only spaces, tabs and line breaks are blank
+    ("\x00", False), ("\x1f", False), (" \x01", False),  # control characters sort before "!" and are not blank
+    ("!", False), (" !", False), ("\x7f", False), ("é", False),  # "!" is the first character that is never blank
 ])
 def test_blank_means_empty_or_only_spaces_tabs_and_line_breaks(spark, text, blank):
-    row = spark.createDataFrame([(text,)], "v string").select(cleaning.blank_to_null(F.col("v")).alias("v")).first()
+    row = spark.createDataFrame([(text,)], "v string").select(cleaning.blank_to_null(F.col("v")).alias("v"),
+                                                              cleaning.is_blank(F.col("v")).alias("b")).first()
     assert row["v"] == (None if blank else text)
+    assert row["b"] is blank
+
+
+def test_blank_test_of_null_is_null(spark):
+    row = spark.createDataFrame([(None,)], "v string").select(cleaning.is_blank(F.col("v")).alias("b"),
+                                                              cleaning.blank_to_null(F.col("v")).alias("v")).first()
+    assert row["b"] is None and row["v"] is None
