@@ -76,6 +76,11 @@ C1_ONLY_CODE = ("-XX:+UnlockDiagnosticVMOptions -XX:+DisplayVMOutputToStderr "
 # ran out of memory building them. Measured on 2 cores (bench/HISTORY.md, "Nineteenth session"), the nine questions
 # on 1M rows in a warm session, six alternated runs each: 16 MB (the geo rows shuffled) mean 9.0 s, 24 MB 7.6 s.
 BROADCAST_LIMIT = "24MB"
+# A local session caches frames as they are, not compressed: gathering each column's compression statistics took ~10 %
+# of the nine questions' CPU at 1M (a JFR profile), for the few columns they cache. Measured on 2 cores
+# (bench/HISTORY.md, "Twentieth session"), the nine questions on 1M saved rows, warm, five alternated runs each after
+# two: compressed mean 6.5 s, as they are 6.0 s. A cache that outgrows memory goes to disk (DataFrame.cache).
+CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 # Every new session records no DataFrame query context: the Python line that built each Column, about five calls
 # into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line). Measured
@@ -192,6 +197,7 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
             spark.conf.set("spark.sql.shuffle.partitions", str(2 * cores))
             # a large file's parts (_parallel_parts) one task each, not packed two to a task
             spark.conf.set("spark.sql.files.maxPartitionBytes", str(csv_parts.PART_BYTES))
+            spark.conf.set(CACHE_COMPRESSED, "false")
     _set(spark, "spark.sql.session.timeZone", "UTC")
     if not serverless:
         # Spark 4: ANSI, and every conversion is a try_cast. Spark 3.5 has no Column.try_cast: ANSI stays off

@@ -52,6 +52,18 @@ def test_a_local_session_reads_each_part_of_a_large_file_as_a_task_of_its_own(sp
     assert csv_parts.parts_for(357 * 1024 * 1024, parallelism=2) == 6  # the pins of a 1M-row batch: 6 tasks
 
 
+def test_a_local_session_caches_frames_uncompressed(spark):
+    """20,000 longs of three values: compressed, the cache holds them in ~20 KB (encoded); as they are, in 8 bytes
+    each."""
+    cached = spark.range(20_000).selectExpr("id % 3 AS few").cache()
+    try:
+        assert cached.count() == 20_000
+        sizes = [info.memSize() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()]
+        assert max(sizes) >= 20_000 * 8
+    finally:
+        cached.unpersist(blocking=True)
+
+
 def test_every_new_session_records_no_dataframe_query_context(spark):
     """The fixture's session, started without a batch size: neither the JVM (Spark's setting) nor pyspark (its
     call-site capture, a few JVM calls per Column built) records where each expression was built."""
