@@ -12,6 +12,9 @@ PLACEHOLDERS = schema.PLACEHOLDERS  # per column, the values the source uses ins
 WHITESPACE = " \t\n\x0b\f\r"  # spaces, tabs and line breaks (the characters of regex \s)
 FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)([kKmM])\s*$|^\s*(\d+)\s*$"
 SUFFIX_MULTIPLIER = {"k": 1_000, "m": 1_000_000}
+SUFFIX_CHARACTERS = ("k", "K", "m", "M")
+# What FOLLOWER_PATTERN lets surround a count: \s, and a line terminator at the very end (where $ matches too).
+AROUND_NUMBER = WHITESPACE + "\u0085\u2028\u2029"
 TIMESTAMP_PATTERN = "yyyy-MM-dd HH:mm:ss"
 SAVE_LOCATION_PATTERN = r"^(?:Local save in )?(/.*)$"
 
@@ -53,16 +56,31 @@ def placeholder_to_null(column: Column, placeholders: tuple[str, ...]) -> Column
     return F.when(~column.isin(*placeholders), column)
 
 
+def follower_count_text(column: Column) -> Column:
+    """A follower count without what FOLLOWER_PATTERN lets surround it (whitespace; a line terminator at the end,
+    where $ matches too): '13k' for ' 13k\\n'. For a value the pattern accepts, the number and its suffix."""
+    return F.btrim(column, F.lit(AROUND_NUMBER))
+
+
+def follower_count_suffix(column: Column) -> Column:
+    """For a value FOLLOWER_PATTERN accepts: whether it ends in a k/K/m/M suffix."""
+    return F.right(follower_count_text(column), F.lit(1)).isin(*SUFFIX_CHARACTERS)
+
+
 def parse_follower_count(column: Column) -> Column:
-    """'13k' -> 13000, '2M' -> 2000000, '1.2k' -> 1200, '850' -> 850; anything else null."""
+    """'13k' -> 13000, '2M' -> 2000000, '1.2k' -> 1200, '850' -> 850; anything else null.
+
+    One regex decides what is a count (FOLLOWER_PATTERN); the number and its suffix are then cut out of the
+    trimmed text by position, where regexp_extract would run the regex again for each part (and copy the text
+    into a Java string each time)."""
     decimal = T.DecimalType(24, 6)  # exact: 1.2 * 1000 in binary floating point is 1199.9999...
-    number = try_cast(F.regexp_extract(column, FOLLOWER_PATTERN, 1), decimal)
+    text = follower_count_text(column)
     # Both cases compared as written: F.lower would set up ICU case mapping tables, a second of a cold start.
-    suffix = F.regexp_extract(column, FOLLOWER_PATTERN, 2)
-    plain = try_cast(F.regexp_extract(column, FOLLOWER_PATTERN, 3), decimal)
-    value = (F.when(suffix.isin("k", "K"), number * F.lit(SUFFIX_MULTIPLIER["k"]))
-             .when(suffix.isin("m", "M"), number * F.lit(SUFFIX_MULTIPLIER["m"]))
-             .when(suffix == "", plain))
+    last = F.right(text, F.lit(1))
+    multiplier = (F.when(last.isin("k", "K"), F.lit(SUFFIX_MULTIPLIER["k"]))
+                  .when(last.isin("m", "M"), F.lit(SUFFIX_MULTIPLIER["m"])))
+    number = F.when(multiplier.isNull(), text).otherwise(F.left(text, F.length(text) - 1))
+    value = try_cast(number, decimal) * F.coalesce(multiplier, F.lit(1))
     # Guarded, as Spark 3.5 without ANSI wraps a decimal too large for an int around instead of giving null.
     return F.when(column.rlike(FOLLOWER_PATTERN) & (value <= F.lit(INT_MAX)),
                   try_cast(F.floor(value), T.IntegerType()))

@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pinpipe.spark.cleaning import CLEANERS, PLACEHOLDERS, is_blank, placeholder_to_null
+from pinpipe.spark.cleaning import CLEANERS, PLACEHOLDERS, follower_count_suffix, is_blank, placeholder_to_null
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,8 +66,9 @@ def rules_of(table: str, raw: DataFrame) -> list[Rule]:
         # No placeholder is blank, so the raw value can be compared as it is.
         rules += [Rule(c, "placeholder -> null", F.col(c).isin(*v)) for c, v in PLACEHOLDERS.items()]
         rules += [
+            # parsed, so the raw value is a count FOLLOWER_PATTERN accepts
             Rule("follower_count", "k/M suffix -> integer",
-                 follower.rlike(r"[kKmM]\s*$") & F.col("follower_count").isNotNull(), on_cleaned=True),
+                 F.col("follower_count").isNotNull() & follower_count_suffix(follower), on_cleaned=True),
             Rule("follower_count", "unparseable -> null",
                  placeholder_to_null(follower, PLACEHOLDERS["follower_count"]).isNotNull()
                  & F.col("follower_count").isNull(), on_cleaned=True),

@@ -30,6 +30,10 @@ def pin_row(**overrides):
     ("13k", 13_000), ("2M", 2_000_000), ("1.2k", 1_200), ("850", 850), ("0", 0), ("15m", 15_000_000),
     ("12K", 12_000), ("User Info Error", None), ("abc", None), ("1.2.3k", None), ("", None), (None, None),
     ("99999999999k", None),
+    # what the pattern lets surround a count: whitespace, and a line terminator at the very end ($ matches before it)
+    (" 13k ", 13_000), ("\t850\r\n", 850), ("2.5M\u2028", 2_500_000), ("7\n\u0085", 7), ("\u2028850", None),
+    ("1.5", None), ("13 k", None), ("k", None), ("1.k", None), (".5k", None), ("1.2345678k", 1_234), ("0.0004k", 0),
+    ("13kk", None), ("+13", None), ("-13", None), ("1e3", None), ("\u0661\u0662", None),  # Arabic-Indic digits
 ])
 def test_follower_count_parses_suffixes_case_insensitively(spark, text, expected):
     df = spark.createDataFrame([(text,)], "v string")
