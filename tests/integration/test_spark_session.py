@@ -55,11 +55,15 @@ def test_a_local_session_reads_each_part_of_a_large_file_as_a_task_of_its_own(sp
 def test_a_local_session_caches_frames_uncompressed(spark):
     """20,000 longs of three values: compressed, the cache holds them in ~20 KB (encoded); as they are, in 8 bytes
     each."""
+    def cached_sizes() -> dict[int, int]:  # the shared session's earlier tests may have cached frames of their own
+        return {info.id(): info.memSize() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
+
+    before = cached_sizes()
     cached = spark.range(20_000).selectExpr("id % 3 AS few").cache()
     try:
         assert cached.count() == 20_000
-        sizes = [info.memSize() for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()]
-        assert max(sizes) >= 20_000 * 8
+        [size] = [size for rdd, size in cached_sizes().items() if rdd not in before]
+        assert size >= 20_000 * 8
     finally:
         cached.unpersist(blocking=True)
 
