@@ -6,7 +6,7 @@ ties go to the larger count, then to the name ascending; medians are exact (perc
 """
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -27,9 +27,15 @@ def age_group(age: Column) -> Column:
 
 
 def top_per_group(df: DataFrame, group: str, name: str, value: str) -> DataFrame:
-    """One row per `group`: the largest `value`, ties to `name` ascending."""
-    window = Window.partitionBy(group).orderBy(F.col(value).desc(), F.col(name).asc())
-    return df.withColumn("_rank", F.row_number().over(window)).where(F.col("_rank") == 1).drop("_rank")
+    """One row per `group` of (`group`, `name`, `value`): the largest `value`, ties to `name` ascending; `value` is a
+    non-null integer.
+
+    The least (-value, name) pair of each group, by one aggregation: Spark reduces it inside each partition before a
+    shuffle of one row per group, where a window would shuffle and sort every row. Rows repeated do not change it."""
+    best = F.min(F.struct((-F.col(value).cast(T.LongType())).alias("negated"), F.col(name).alias("name")))
+    return (df.groupBy(group).agg(best.alias("_best"))
+            .select(group, F.col("_best.name").alias(name),
+                    (-F.col("_best.negated")).cast(df.schema[value].dataType).alias(value)))
 
 
 def median(column: str) -> Column:
@@ -77,10 +83,8 @@ def q2_category_posts_by_year(pin: DataFrame, geo: DataFrame) -> DataFrame:
 def q3a_top_user_by_country(pin: DataFrame, geo: DataFrame) -> DataFrame:
     posters = (posts_with_geo(pin, geo)
                .where(F.col("country").isNotNull() & F.col("poster_name").isNotNull()
-                      & F.col("follower_count").isNotNull())
-               .select("country", "poster_name", "follower_count").distinct())
-    return (top_per_group(posters, "country", "poster_name", "follower_count")
-            .select("country", "poster_name", "follower_count").orderBy("country"))
+                      & F.col("follower_count").isNotNull()))
+    return top_per_group(posters, "country", "poster_name", "follower_count").orderBy("country")
 
 
 def q3b_country_with_top_user(pin: DataFrame, geo: DataFrame) -> DataFrame:

@@ -60,6 +60,15 @@ def test_q3a_top_poster_per_country_ties_by_poster_name(spark, posts):
     assertDataFrameEqual(analytics.q3a_top_user_by_country(*posts), expected)
 
 
+def test_top_per_group_takes_the_largest_value_then_the_first_name_and_ignores_repeated_rows(spark):
+    rows = [("g1", "b", 5), ("g1", "a", 5), ("g1", "c", 7), ("g1", "c", 7), ("g2", "x", 1), ("g2", "x", 1),
+            ("g3", "z", 9), ("g3", "y", 9), ("g3", "a", 8), ("g4", "n", 3), ("g4", "m", 2**40)]
+    df = spark.createDataFrame(rows, "g string, name string, value long")
+    expected = spark.createDataFrame([("g1", "c", 7), ("g2", "x", 1), ("g3", "y", 9), ("g4", "m", 2**40)],
+                                     "g string, name string, value long")
+    assertDataFrameEqual(analytics.top_per_group(df, "g", "name", "value"), expected)
+
+
 def test_q3b_is_one_row_and_ties_go_to_the_country_name(spark):
     pin = pins(spark, [(0, "art", "A", 500), (1, "art", "B", 500), (2, "art", "C", 20)])
     geo = geos(spark, [(0, "Zambia", 2020), (1, "Belize", 2020), (2, "Chad", 2020)])
