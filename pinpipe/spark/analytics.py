@@ -67,8 +67,7 @@ def users(pin: DataFrame, user: DataFrame) -> DataFrame:
 def q1_top_category_by_country(pin: DataFrame, geo: DataFrame) -> DataFrame:
     counts = (posts_with_geo(pin, geo).where(F.col("country").isNotNull() & F.col("category").isNotNull())
               .groupBy("country", "category").agg(F.count(F.lit(1)).alias("category_count")))
-    return (top_per_group(counts, "country", "category", "category_count")
-            .select("country", "category", "category_count").orderBy("country"))
+    return top_per_group(counts, "country", "category", "category_count").orderBy("country")
 
 
 def q2_category_posts_by_year(pin: DataFrame, geo: DataFrame) -> DataFrame:
@@ -98,8 +97,7 @@ def q4_top_category_by_age_group(pin: DataFrame, user: DataFrame) -> DataFrame:
               .select(age_group(F.col("age")).alias("age_group"), "category")
               .where(F.col("age_group").isNotNull() & F.col("category").isNotNull())
               .groupBy("age_group", "category").agg(F.count(F.lit(1)).alias("category_count")))
-    return (top_per_group(counts, "age_group", "category", "category_count")
-            .select("age_group", "category", "category_count").orderBy("age_group"))
+    return top_per_group(counts, "age_group", "category", "category_count").orderBy("age_group")
 
 
 def _users_with_followers(pin: DataFrame, user: DataFrame) -> DataFrame:
