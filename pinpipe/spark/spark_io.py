@@ -81,6 +81,13 @@ BROADCAST_LIMIT = "24MB"
 # (bench/HISTORY.md, "Twentieth session"), the nine questions on 1M saved rows, warm, five alternated runs each after
 # two: compressed mean 6.5 s, as they are 6.0 s. A cache that outgrows memory goes to disk (DataFrame.cache).
 CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
+# A local or cluster session keeps up to CODEGEN_CACHE_ENTRIES compiled classes, not Spark's 100 (spread over four
+# parts of 25 each): the notebook on 100,000 rows or more compiles 110-140 generated classes, so Spark had evicted
+# the first ones before the notebook ended and compiled them all again when it ran again in the same session (a
+# Jupyter user running it twice, bench_notebook's sizes one after another). Measured on 2
+# cores (bench/HISTORY.md, "Twenty-second session"): the 1M notebook run again, 118-122 compiles (2.6 s of the
+# driver's time) -> none; 100k run again, 0.9-1.4 s of compiling -> none.
+CODEGEN_CACHE_ENTRIES = 1000
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 # Every new session records no DataFrame query context: the Python line that built each Column, about five calls
 # into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line). Measured
@@ -244,6 +251,7 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSess
         ("spark.executor.extraJavaOptions", jit),  # a cluster's executors
         ("spark.sql.autoBroadcastJoinThreshold", BROADCAST_LIMIT),
         ("spark.ui.showConsoleProgress", "false"),
+        ("spark.sql.codegen.cache.maxEntries", str(CODEGEN_CACHE_ENTRIES)),
         *NO_QUERY_CONTEXT.items(),
     ])
     if kafka and not on_databricks():
