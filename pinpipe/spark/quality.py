@@ -13,16 +13,18 @@ counts the same sums with a pass of their own instead.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pinpipe.spark.cleaning import CLEANERS, PLACEHOLDERS, follower_count_suffix, is_blank, placeholder_to_null
+from pinpipe.spark.spark_io import is_connect
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,8 +33,9 @@ REPORT_COLUMNS = ["table", "column", "rule", "values_changed"]
 # The raw columns the cleaned row of a table carries, for the rules that compare a raw value with its cleaned one.
 CARRIED = {"pin": ("follower_count", "save_location"), "geo": ("timestamp", "latitude", "longitude"),
            "user": ("age", "date_joined")}
-# How long report() waits for a saved table's counts once its save has returned (a classic session delivers them
-# from its listener thread, within milliseconds); past that they are counted by a pass of their own.
+# How long report() waits at most for the saved tables' counts once the save has returned (a classic session
+# delivers them on its listener bus, within milliseconds of the save; report() waits until the bus has handled every
+# event posted so far, so a table never saved is known at once); past that they are counted by a pass of their own.
 OBSERVED_WAIT_S = 30.0
 
 
@@ -127,7 +130,7 @@ class QualityAudit:
         """For each rule, how many values it changed or nulled, as a pandas frame (small, on the driver already).
         After the save: the counts it took. Without them (not saved, or a Spark that reports no metrics for a
         write) every table is counted by a pass of its own."""
-        counts = {table: _observed_counts(self._observed[table]) for table in self.raw}
+        counts = _observed_counts(self._observed, next(iter(self.raw.values())).sparkSession)
         self.counted_during_save = all(c is not None for c in counts.values())
         if not self.counted_during_save:
             counts = _counted(self.raw, self.rules)
@@ -142,21 +145,48 @@ def quality_report(raw_pin: DataFrame, raw_geo: DataFrame, raw_user: DataFrame) 
     return _report(rules, _counted(raw, rules))
 
 
-def _observed_counts(observation: Observation) -> dict[str, int] | None:
-    """The observation's counts, or None where they are not there (a Spark Connect client has an empty dict; a
-    classic session's Observation.get would wait for an action that never comes)."""
-    found: list[dict] = []
+def _observed_counts(observed: dict[str, Observation],
+                     spark: SparkSession) -> dict[str, dict[str, int] | None]:
+    """Each table's observed counts, or None where there are none: not saved, or a Spark that reports none for a
+    write (a Spark Connect 3.5 client has an empty dict)."""
+    if is_connect(spark):  # delivered with the write's response, or never: Observation.get does not wait
+        return {table: _delivered(observation) for table, observation in observed.items()}
+    # A classic session: its listener bus sets each observation when the action that ran its frame ends, and
+    # Observation.get would wait for one that never runs. Once the bus has handled every event posted before this
+    # call (or the wait runs out), an observation not set has nothing coming.
+    from py4j.protocol import Py4JError  # classic sessions only: a Spark Connect client may have no py4j
 
-    def get() -> None:
-        try:
-            found.append(observation.get)
-        except Exception:  # an Observation this Spark does not deliver (Spark Connect 3.5)
-            pass
+    try:
+        _drain_listener_bus(spark, OBSERVED_WAIT_S)
+        arrived = {table: bool(observation._jo.future().isCompleted()) for table, observation in observed.items()}
+    except Py4JError:  # the bus stayed busy (a TimeoutException), or a JVM that keeps these from Python
+        return _delivered_within(observed, OBSERVED_WAIT_S)
+    return {table: _delivered(observation) if arrived[table] else None for table, observation in observed.items()}
 
-    waiter = threading.Thread(target=get, daemon=True)
-    waiter.start()
-    waiter.join(OBSERVED_WAIT_S)
-    return found[0] if found and found[0] else None
+
+def _drain_listener_bus(spark: SparkSession, seconds: float) -> None:
+    """Wait until Spark's listener bus has handled every event posted so far (a py4j error past `seconds`)."""
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(int(seconds * 1000))
+
+
+def _delivered_within(observed: dict[str, Observation], seconds: float) -> dict[str, dict[str, int] | None]:
+    """_delivered of each, waiting at most `seconds` in all for them (a classic Observation.get waits for good)."""
+    found: dict[str, dict[str, int] | None] = {}
+    waiters = [threading.Thread(target=lambda t=table, o=observation: found.update({t: _delivered(o)}), daemon=True)
+               for table, observation in observed.items()]
+    for waiter in waiters:
+        waiter.start()
+    deadline = time.monotonic() + seconds
+    for waiter in waiters:
+        waiter.join(max(0.0, deadline - time.monotonic()))
+    return {table: found.get(table) for table in observed}
+
+
+def _delivered(observation: Observation) -> dict[str, int] | None:
+    try:
+        return observation.get or None
+    except Exception:  # an Observation this Spark does not deliver (Spark Connect 3.5), or its save failed
+        return None
 
 
 def _counted(raw: dict[str, DataFrame], rules: dict[str, list[Rule]]) -> dict[str, dict[str, int]]:

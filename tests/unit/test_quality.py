@@ -2,6 +2,8 @@
 expectations, counted during the save (QualityAudit) and by a pass of its own (quality_report)."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
@@ -78,12 +80,50 @@ def test_a_pass_of_its_own_gives_the_same_counts(spark, batch, expected):
     assert changed(quality.quality_report(frames["pin"], frames["geo"], frames["user"])) == expected
 
 
-def test_an_audit_never_saved_counts_by_a_pass_of_its_own(spark, monkeypatch):
-    """No save, no observed counts: report() waits OBSERVED_WAIT_S for them, then counts instead of hanging."""
-    monkeypatch.setattr(quality, "OBSERVED_WAIT_S", 0.5)
+def test_an_audit_never_saved_counts_by_a_pass_of_its_own_without_waiting_for_counts(spark, monkeypatch):
+    """No save, no observed counts: report() sees at once that none are coming (Spark's listener bus has nothing
+    left to deliver), so a wait of an hour would not be waited, and counts by a pass of its own."""
+    monkeypatch.setattr(quality, "OBSERVED_WAIT_S", 3600.0)
+    waited = []
+    original = quality.Observation.get
+    monkeypatch.setattr(quality.Observation, "get", property(lambda self: waited.append(1) or original.fget(self)))
     audit = quality.QualityAudit(second_batch(spark))
+    reports = []
+    reporter = threading.Thread(target=lambda: reports.append(audit.report()), daemon=True)
+    reporter.start()
+    reporter.join(600)  # not a time limit on the work: a guard, so that a report waiting for good fails here
+    assert reports, "report() is still waiting for counts of tables never saved"
+    assert changed(reports[0]) == SECOND_CHANGED
+    assert audit.counted_during_save is False
+    assert waited == []  # a classic Observation.get on a frame never run would block for good
+
+
+def test_an_audit_saved_in_part_counts_every_table_by_a_pass_of_its_own(spark, tmp_path):
+    """Only the pins saved: the pins' counts arrived, the others never will; the whole table is counted again
+    (one source for every row of it), with the same values."""
+    audit = quality.QualityAudit(second_batch(spark))
+    save_cleaned({"pin": audit.cleaned["pin"]}, str(tmp_path / "cleaned"))
     assert changed(audit.report()) == SECOND_CHANGED
     assert audit.counted_during_save is False
+
+
+@pytest.mark.parametrize("saved", [True, False])
+def test_where_python_cannot_reach_the_listener_bus_the_report_waits_a_while_for_the_counts(spark, tmp_path,
+                                                                                           monkeypatch, saved):
+    """A JVM that keeps Spark's internals from Python (or a bus busy past the wait): report() falls back to waiting
+    OBSERVED_WAIT_S in all for the counts, then counts what did not arrive by a pass of its own."""
+    from py4j.protocol import Py4JError
+
+    def unreachable(spark, seconds):
+        raise Py4JError("not allowed here")
+
+    monkeypatch.setattr(quality, "_drain_listener_bus", unreachable)
+    monkeypatch.setattr(quality, "OBSERVED_WAIT_S", 2.0)
+    audit = quality.QualityAudit(second_batch(spark))
+    if saved:
+        save_cleaned(audit.cleaned, str(tmp_path / "cleaned"))
+    assert changed(audit.report()) == SECOND_CHANGED
+    assert audit.counted_during_save is saved
 
 
 def test_the_report_lists_every_rule_once_in_order(spark):
