@@ -81,12 +81,12 @@ BROADCAST_LIMIT = "24MB"
 # (bench/HISTORY.md, "Twentieth session"), the nine questions on 1M saved rows, warm, five alternated runs each after
 # two: compressed mean 6.5 s, as they are 6.0 s. A cache that outgrows memory goes to disk (DataFrame.cache).
 CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
-# A local or cluster session keeps up to CODEGEN_CACHE_ENTRIES compiled classes, not Spark's 100 (spread over four
-# parts of 25 each): the notebook on 100,000 rows or more compiles 110-140 generated classes, so Spark had evicted
-# the first ones before the notebook ended and compiled them all again when it ran again in the same session (a
-# Jupyter user running it twice, bench_notebook's sizes one after another). Measured on 2
-# cores (bench/HISTORY.md, "Twenty-second session"): the 1M notebook run again, 118-122 compiles (2.6 s of the
-# driver's time) -> none; 100k run again, 0.9-1.4 s of compiling -> none.
+# A session started here keeps up to CODEGEN_CACHE_ENTRIES compiled classes in its driver (in local mode also where
+# its tasks run), not Spark's 100 (a cache in four parts of 25): the notebook on 100,000 rows or more compiles 110-140
+# generated classes, so the first were evicted before it ended, and running it again in the same session (a Jupyter
+# user, bench_notebook's sizes one after another) compiled them all again, as new classes that start interpreted.
+# Measured on 2 cores (bench/HISTORY.md, "Twenty-second session"): the 1M notebook run again, 118-122 compiles (2.6 s
+# of the driver's time) -> none; 100k run again, 1.1-1.4 s of compiling -> none.
 CODEGEN_CACHE_ENTRIES = 1000
 INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
 # Every new session records no DataFrame query context: the Python line that built each Column, about five calls
