@@ -151,7 +151,8 @@ def print_medians(runs: dict[str, list[Figures]]) -> None:
     """Per size and side: the median notebook time, baseline and notebook/baseline ratio (each ratio from one
     run's own pair) of the runs, and every run's ratio."""
     labels = list(runs)
-    print(f"\nmedians of {len(runs[labels[-1]])} run(s) a side; " + " | ".join(labels))
+    per = " a side" if len(labels) > 1 else ""
+    print(f"\nmedians of {len(runs[labels[-1]])} run(s){per}; " + " | ".join(labels))
     for size in sorted(runs[labels[-1]][0]):
         cells = []
         for label in labels:
