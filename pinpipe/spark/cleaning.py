@@ -10,7 +10,7 @@ from pinpipe.common import schema
 PLACEHOLDERS = schema.PLACEHOLDERS  # per column, the values the source uses instead of null
 
 WHITESPACE = " \t\n\x0b\f\r"  # spaces, tabs and line breaks (the characters of regex \s)
-FOLLOWER_PATTERN = r"^\s*(\d+(?:\.\d+)?)([kKmM])\s*$|^\s*(\d+)\s*$"
+FOLLOWER_PATTERN = r"^\s*(?:\d+(?:\.\d+)?[kKmM]|\d+)\s*$"  # a decimal only with a suffix
 SUFFIX_MULTIPLIER = {"k": 1_000, "m": 1_000_000}
 SUFFIX_CHARACTERS = ("k", "K", "m", "M")
 # What FOLLOWER_PATTERN lets surround a count: \s, and a line terminator at the very end (where $ matches too).
