@@ -212,6 +212,10 @@ def main() -> None:
         return
     os.environ.setdefault("MPLBACKEND", "Agg")  # the chart cell draws off screen
     from pinpipe.spark import spark_io
+    try:
+        from pinpipe.spark import session as spark_session
+    except ImportError:  # a revision before session.py: the session came from spark_io
+        spark_session = spark_io
 
     sizes = [int(s) for s in args.sizes.split(",")]
     ensure_inputs(args.data_dir, sizes)  # generated once per generator, reused by later runs
@@ -219,10 +223,10 @@ def main() -> None:
     # One session for every size, started as the notebook would start it for the largest (its JIT flags
     # depend on the input's size, where the package under test knows of that).
     options = {}
-    if "input_bytes" in inspect.signature(spark_io.get_spark).parameters:
+    if "input_bytes" in inspect.signature(spark_session.get_spark).parameters:
         options["input_bytes"] = spark_io.batch_bytes(str(Path(args.data_dir) / str(max(sizes))))
     started = time.perf_counter()
-    spark = spark_io.get_spark(args.master, **options)
+    spark = spark_session.get_spark(args.master, **options)
     spark.range(1).count()
     session = time.perf_counter() - started
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Spark {spark.version}, master {args.master}, "

@@ -2,8 +2,7 @@
 
 What `papermill IN OUT -p ...` followed by `jupyter nbconvert --to html OUT` do, less their second Python start:
 nbconvert's exporter is imported and its templates loaded in a thread while the kernel runs, so the HTML costs
-about 0.3 s after the last cell instead of a 3 s process (measured on the 2-core machine: bench/HISTORY.md,
-the tenth session).
+a fraction of a second after the last cell instead of a process of its own.
 A notebook that fails is still rendered, so its report shows the error; the exit status is then 1.
 
     python -m pinpipe.notebook_report batch_processing_spark.ipynb batch_data/report.ipynb \\
@@ -12,7 +11,7 @@ A notebook that fails is still rendered, so its report shows the error; the exit
 With --when-exists FILE the kernel starts at once and the notebook runs when FILE appears (run_pipeline.sh
 creates it once the batch is written); --prestart-spark also starts the notebook's Spark session meanwhile, so
 the kernel's and the JVM's start overlap the stages before. The notebook then finds the session already
-active (spark_io.get_spark) and runs unchanged; only its JVM's flags were chosen from the hint (small or large
+active (session.get_spark) and runs unchanged; only its JVM's flags were chosen from the hint (small or large
 batch) instead of the batch's size. An orphaned runner (its parent gone) stops waiting and exits.
 """
 from __future__ import annotations
@@ -113,7 +112,7 @@ class _EarlyKernel:
             default = papermill.inspect_notebook(str(notebook)).get("spark_master", {}).get("default")
             master = ast.literal_eval(default) if default else "local[*]"
         code = ("import matplotlib.pyplot\n"  # what the chart cells import, imported now
-                "from pinpipe.spark.spark_io import get_spark\n"
+                "from pinpipe.spark.session import get_spark\n"
                 f"get_spark({master!r}, small={small!r})\n")
         if self._run(code) is None:
             return True

@@ -38,8 +38,8 @@ install_requirements() {
 
 # Python compiles every module it imports that has no .pyc file beside it, and writes none where it may not
 # (PYTHONDONTWRITEBYTECODE=1, as on this project's test machine; a read-only tree). uv installs no .pyc files, so
-# they are all compiled once here (about 10 s on 2 cores). Measured on that machine: Spark session start 4.0 ->
-# 3.0 s, `import pandas, matplotlib.pyplot` 2.0 -> 0.55 s, the 500-row notebook 6.5 -> 5.8 s (README "Benchmarks").
+# they are all compiled once here (about 10 s on 2 cores), or every Spark session, notebook and test would pay
+# for compiling pandas, pyspark and matplotlib again (README, "Benchmarks").
 # A file that does not compile (a package's Python 2 test data) is skipped.
 compile_bytecode() {
     local site

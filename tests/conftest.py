@@ -100,7 +100,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def spark():
     """One real local Spark session for the whole run (sessions take seconds to start)."""
-    from pinpipe.spark.spark_io import get_spark
+    from pinpipe.spark.session import get_spark
 
     session = get_spark("local[2]", app_name="pinpipe-tests", kafka=True)  # Kafka source: test_streaming
     session.conf.set("spark.sql.shuffle.partitions", "2")

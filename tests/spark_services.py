@@ -15,7 +15,7 @@ from pathlib import Path
 import pyspark
 
 from pinpipe.spark import class_archive
-from pinpipe.spark.spark_io import QUICK_JIT, jit_options
+from pinpipe.spark.session import QUICK_JIT, jit_options
 from tests.conftest import free_port
 
 SPARK_HOME = Path(pyspark.__file__).parent

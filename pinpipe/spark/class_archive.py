@@ -1,9 +1,6 @@
 """A class-data archive (AppCDS) for new local Spark drivers: the classes a driver loads to run this project's
 batch work, parsed, verified and laid out once, then mapped by every later driver instead of being loaded from
-Spark's ~250 jars one by one.
-
-Measured here (2 cores, OpenJDK 17, pyspark 4.2.0, the notebook on a 489-triplet batch, two runs each way):
-the Spark session cell 9.9-10.3 s -> 5.5-5.7 s, the cells after it 20.2-23.7 s -> 16.8-17.5 s.
+Spark's ~250 jars one by one: a driver that maps it starts in about half the time (README, "Benchmarks").
 
 Built once per Java build and Spark install (`python -m pinpipe.spark.class_archive`, which run_pipeline.sh and
 run_tests.sh call; about a minute): a fresh driver started with -XX:ArchiveClassesAtExit runs the notebook's
@@ -235,10 +232,10 @@ def exercise(directory: Path) -> None:
     lets the driver JVM write its archive."""
     from pyspark import SparkContext
 
-    from pinpipe.spark import sample_batch, spark_io
+    from pinpipe.spark import sample_batch, session
 
     sample_batch.write_sample(directory)
-    spark = spark_io.get_spark("local[2]", app_name="pinpipe-class-archive", small=True)
+    spark = session.get_spark("local[2]", app_name="pinpipe-class-archive", small=True)
     for small in (True, False):  # a small batch's expressions interpreted, a large one's generated (run_steps)
         sample_batch.run_steps(spark, directory, small)
     gateway = SparkContext._gateway

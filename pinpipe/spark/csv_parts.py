@@ -15,7 +15,7 @@ from pathlib import Path
 
 QUOTE, ROW_END = b'"', b"\n"  # the last byte of CRLF and of LF
 CHUNK = 16 * 1024 * 1024
-# The size a large file is cut to. A session reading the parts gives each its own task (spark_io.get_spark sets
+# The size a large file is cut to. A session reading the parts gives each its own task (session.get_spark sets
 # spark.sql.files.maxPartitionBytes to it): packed two to a task, as Spark's 128 MB default does, the pins of a
 # 1M-row batch were three tasks on two cores, the last running alone.
 PART_BYTES = 64 * 1024 * 1024

@@ -16,7 +16,7 @@ class Parameters:
     cleaned_dir: str | None  # None: `cleaned` beside output_dir
     spark_master: str
     serverless: bool
-    small: bool | None = None  # None: by the batch's size (spark_io.is_small)
+    small: bool | None = None  # None: by the batch's size (session.is_small)
 
 
 def _flag(name: str, value) -> bool | None:

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from pinpipe.spark.cleaning import CLEANERS, PLACEHOLDERS, follower_count_suffix, is_blank, placeholder_to_null
-from pinpipe.spark.spark_io import is_connect
+from pinpipe.spark.session import is_connect
 
 if TYPE_CHECKING:
     import pandas as pd

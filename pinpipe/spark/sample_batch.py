@@ -50,9 +50,9 @@ def run_steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[
     `directory`, writing under it; `small` picks the plan as the notebook's parameter does, and code generation
     as get_spark sets it for a small or a large batch (off, on), the session's setting restored after. `stop` is
     asked before each step after the first: True ends the run there. Whether every step ran."""
-    from pinpipe.spark import spark_io
+    from pinpipe.spark import session
 
-    with spark_io.code_generation(spark, on=not small):
+    with session.code_generation(spark, on=not small):
         return _steps(spark, directory, small, stop)
 
 

@@ -14,7 +14,7 @@ records which offsets each batch covered: read through Spark, a table holds ever
 often the query was killed and restarted. (A killed batch may leave Parquet files that the log never lists;
 readers that bypass Spark's log would see them.)
 
-A new local JVM for the stream compiles with C1 only (`small`, the default; spark_io.jit_options): the
+A new local JVM for the stream compiles with C1 only (`small`, the default; session.jit_options): the
 emulator's topics hold thousands of records, and at that size the optimising compiler (C2) costs more start-up
 than it saves. Measured on 2 cores (bench_stream.py, the notebook availableNow): 1,500 records 52.9 s with C1
 only against 65.9 s with C2, 30,000 records 66.0 against 75.1 s, 300,000 records 179.2 against 143.3 s. For
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     from pinpipe.common.config import get_settings
     from pinpipe.common.logs import setup_logging
     from pinpipe.spark.notebook_params import check_trigger
-    from pinpipe.spark.spark_io import get_spark
+    from pinpipe.spark.session import get_spark
 
     parser = argparse.ArgumentParser(prog="python -m pinpipe.spark.streaming", description=main.__doc__)
     parser.add_argument("--output-dir", default="stream_data/tables", help="tables (default stream_data/tables)")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from pinpipe.spark import spark_io
+from pinpipe.spark import session
 from tests.helpers import processes_with_env
 
 
@@ -117,7 +117,7 @@ def test_when_exists_runs_the_notebook_in_the_early_kernel_with_its_spark_sessio
     assert runner.returncode == 0, stderr[-3000:]
     ran_at, master, java_options = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split(" ", 2)
     assert float(ran_at) >= released and master == "local[1]"
-    assert spark_io.QUICK_JIT in java_options
+    assert session.QUICK_JIT in java_options
     assert "Spark warm-up" not in stderr  # not asked for
     wait_for(lambda: not runner_processes(marker), 30, "the kernel and its JVM to exit")
 

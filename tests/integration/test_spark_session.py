@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from pinpipe.spark import class_archive
-from pinpipe.spark.spark_io import (
+from pinpipe.spark.session import (
     DRIVER_GC,
     INTERPRETED_INPUT_BYTES,
     JIT_DIRECTIVES,
@@ -86,7 +86,7 @@ def test_a_session_of_unknown_input_size_keeps_the_optimising_compiler(spark):
 
 
 def test_the_driver_compiles_spark_generated_code_with_c1_only_and_its_own_code_with_c2(spark):
-    """Spark's generated classes live for one query: the driver leaves them to C1 (spark_io.C1_ONLY_CODE).
+    """Spark's generated classes live for one query: the driver leaves them to C1 (session.C1_ONLY_CODE).
     A hot generated aggregation, then the JVM's own list of compiled code (jcmd Compiler.codelist: id, level,
     state, method): its generated methods got hot enough to leave the profiling tier (level 1 is C1 without
     profiling, where a method goes when C2 refuses it) and none is at level 4; Java's and Spark's are. The JVM
@@ -150,7 +150,7 @@ def test_a_session_for_a_small_batch_compiles_with_c1_only_and_maps_the_class_ar
     assert class_archive.owner_note(archive).read_text() == f"{class_archive.spark_home()}\n"
     for name in ("pin_data.csv", "geo_data.csv", "user_data.csv"):
         (tmp_path / name).write_text("idx\n1\n")
-    script = ("import sys; from pinpipe.spark.spark_io import batch_bytes, get_spark; "
+    script = ("import sys; from pinpipe.spark.session import get_spark; from pinpipe.spark.spark_io import batch_bytes; "
               "spark = get_spark('local[1]', input_bytes=batch_bytes(sys.argv[1])); "
               "jvm = spark.sparkContext._jvm; "
               "print(list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())); "
@@ -198,7 +198,7 @@ def test_in_a_jupyter_kernel_the_driver_jvm_has_its_own_process_group_and_exits_
 
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(
-        "import os\nfrom pinpipe.spark.spark_io import get_spark\n"
+        "import os\nfrom pinpipe.spark.session import get_spark\n"
         "spark = get_spark('local[1]', input_bytes=1000)\n"
         "jvm_pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()\n"
         "print('rows', spark.range(3).count(), 'jvm', jvm_pid, os.getpgid(jvm_pid), 'kernel', os.getpgrp())")]
@@ -222,7 +222,7 @@ CUT_SHORT = """
 import os, sys, time
 import ipykernel  # noqa: F401  (get_spark launches the driver as it does in a Jupyter kernel)
 import pyspark.java_gateway
-from pinpipe.spark.spark_io import driver_launches
+from pinpipe.spark.session import driver_launches
 
 real_sleep = time.sleep
 
@@ -232,7 +232,7 @@ def sleep(seconds):  # launch_gateway's wait for the JVM's port: cut short once 
     real_sleep(seconds)
 
 pyspark.java_gateway.time.sleep = sleep
-from pinpipe.spark.spark_io import get_spark
+from pinpipe.spark.session import get_spark
 try:
     get_spark("local[1]", input_bytes=1000)
 except KeyboardInterrupt as error:

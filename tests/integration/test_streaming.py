@@ -20,7 +20,7 @@ from pinpipe.common.config import PROJECT_ROOT
 from pinpipe.common.records import PoisonRecord, decode_value, encode_key, encode_value
 from pinpipe.common.schema import KINDS
 from pinpipe.extraction.extractor import Extractor
-from pinpipe.spark import analytics, cleaning, spark_io, streaming
+from pinpipe.spark import analytics, cleaning, session, spark_io, streaming
 from tests.conftest import free_port
 from tests.helpers import consume_all, make_producer, process_arguments, send_all, triplet_rows
 from tests.integration.test_extractor import settings_for
@@ -211,7 +211,7 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
             if kill % 2 == 0:
                 wait_for_commits(tmp_path / "checkpoints" / "cleaned_pin", commits_done(tmp_path) + 1, job)
                 if kill == 0:  # the job's default: a small stream, a JVM compiled with C1 only
-                    assert spark_io.QUICK_JIT in jvm_arguments(job.pid)
+                    assert session.QUICK_JIT in jvm_arguments(job.pid)
                 time.sleep(rng.uniform(0, 2))
             else:
                 time.sleep(rng.uniform(4, 20))

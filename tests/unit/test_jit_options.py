@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pinpipe.spark.spark_io import (
+from pinpipe.spark.session import (
     C1_ONLY_CODE,
     DRIVER_GC,
     INTERPRETED,
@@ -12,12 +12,12 @@ from pinpipe.spark.spark_io import (
     JIT_HUGE_METHODS,
     QUICK_JIT,
     SMALL_INPUT_BYTES,
-    batch_bytes,
     driver_java_options,
     interpreted,
     is_small,
     jit_options,
 )
+from pinpipe.spark.spark_io import batch_bytes
 
 
 def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compiler():

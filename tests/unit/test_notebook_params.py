@@ -84,7 +84,7 @@ def test_stream_parameters_that_make_no_sense_are_refused(trigger, limit):
 
 
 def test_the_small_batch_plan_is_chosen_by_size_unless_forced():
-    assert notebook_params.resolve().small is None  # auto: the notebook asks spark_io.is_small
+    assert notebook_params.resolve().small is None  # auto: the notebook asks session.is_small
     assert notebook_params.resolve(small=False).small is False
     assert notebook_params.resolve(small="true").small is True
     assert notebook_params.resolve(dbutils=DbUtils({"small": "no"}), on_databricks=True).small is False
