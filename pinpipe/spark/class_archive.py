@@ -158,9 +158,9 @@ def last_used(archive: Path) -> float:
 
 
 def build(path: Path, log=print) -> Path | None:
-    """Run the batch steps on a tiny batch in a fresh driver that writes its loaded classes to a temporary file
-    when it exits; rename that to `path` when the run succeeded. A failure is logged, not raised: Spark then
-    starts as it would without an archive."""
+    """Run the batch steps on a tiny batch in a fresh driver (`python -m pinpipe.spark.sample_batch`) that writes
+    its loaded classes to a temporary file when it exits; rename that to `path` when the run succeeded. A failure
+    is logged, not raised: Spark then starts as it would without an archive."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     log(f"Spark class archive: building {path} (once per Java and Spark install, about a minute)")
@@ -170,7 +170,7 @@ def build(path: Path, log=print) -> Path | None:
                "SPARK_SUBMIT_OPTS": f"{os.environ.get('SPARK_SUBMIT_OPTS', '')} "
                                     f"-XX:ArchiveClassesAtExit={partial} -Xlog:cds=off -Xlog:cds+dynamic=off".strip()}
         try:
-            result = subprocess.run([sys.executable, "-m", "pinpipe.spark.class_archive", "--exercise", work], env=env,
+            result = subprocess.run([sys.executable, "-m", "pinpipe.spark.sample_batch", work], env=env,
                                     capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             result = None
@@ -227,35 +227,11 @@ def _prune(current: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def exercise(directory: Path) -> None:
-    """The notebook's steps on the sample batch, in the small plan and the partitioned one, then an exit that
-    lets the driver JVM write its archive."""
-    from pyspark import SparkContext
-
-    from pinpipe.spark import sample_batch, session
-
-    sample_batch.write_sample(directory)
-    spark = session.get_spark("local[2]", app_name="pinpipe-class-archive", small=True)
-    for small in (True, False):  # a small batch's expressions interpreted, a large one's generated (run_steps)
-        sample_batch.run_steps(spark, directory, small)
-    gateway = SparkContext._gateway
-    class_path = spark.sparkContext._jvm.java.lang.System.getProperty("java.class.path")
-    (directory / "class-path").write_text(class_path)  # what build() checks the archive against
-    spark.stop()
-    gateway.proc.stdin.close()  # the JVM exits when its stdin closes, writing the archive on the way out
-    if gateway.proc.wait(timeout=BUILD_TIMEOUT_S) != 0:
-        raise SystemExit(f"the driver JVM exited with {gateway.proc.returncode}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rebuild", action="store_true", help="build the archive even if it exists")
     parser.add_argument("--path", action="store_true", help="print where the archive is (or would be) and exit")
-    parser.add_argument("--exercise", metavar="DIR", help=argparse.SUPPRESS)  # the build's own driver run
     args = parser.parse_args(argv)
-    if args.exercise:
-        exercise(Path(args.exercise))
-        return 0
     if args.path:
         print(archive_path() or OFF)
         return 0

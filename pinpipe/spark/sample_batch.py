@@ -1,10 +1,11 @@
-"""A tiny built-in batch and the notebook's steps on it: what the class archive's build runs (class_archive.py) and
+"""A tiny built-in batch and the notebook's steps on it: what the class archive's build runs (train_archive) and
 what an early Spark session runs while it waits for the real batch (warm_up), so the JVM has loaded and compiled
 the code the notebook's queries go through before the notebook starts."""
 from __future__ import annotations
 
 import csv
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pinpipe.common import csv_format
 from pinpipe.common.schema import CSV_FILES, FIELDS
+from pinpipe.spark.class_archive import BUILD_TIMEOUT_S
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -90,3 +92,28 @@ def warm_up(spark: SparkSession, small: bool = True, until: str | None = None) -
         whole = run_steps(spark, Path(work), small, stop)
     what = "done" if whole else "cut short (the batch is there)"
     return f"Spark warm-up {what} in {time.perf_counter() - started:.1f} s"
+
+
+def train_archive(directory: Path) -> None:
+    """The class archive's build run (class_archive.build starts it with -XX:ArchiveClassesAtExit): the steps on
+    SAMPLE in `directory`, in the small plan and the partitioned one, the driver's class path written beside them
+    (what build() checks the archive against), then an exit that lets the driver JVM write its archive."""
+    from pyspark import SparkContext
+
+    from pinpipe.spark import session
+
+    write_sample(directory)
+    spark = session.get_spark("local[2]", app_name="pinpipe-class-archive", small=True)
+    for small in (True, False):  # a small batch's expressions interpreted, a large one's generated (run_steps)
+        run_steps(spark, directory, small)
+    gateway = SparkContext._gateway
+    class_path = spark.sparkContext._jvm.java.lang.System.getProperty("java.class.path")
+    (directory / "class-path").write_text(class_path)
+    spark.stop()
+    gateway.proc.stdin.close()  # the JVM exits when its stdin closes, writing the archive on the way out
+    if gateway.proc.wait(timeout=BUILD_TIMEOUT_S) != 0:
+        raise SystemExit(f"the driver JVM exited with {gateway.proc.returncode}")
+
+
+if __name__ == "__main__":  # class_archive.build's driver run: python -m pinpipe.spark.sample_batch DIR
+    train_archive(Path(sys.argv[1]))

@@ -28,7 +28,7 @@ def copy_of_the_tree(tmp_path: Path) -> Path:
 def test_the_import_contracts_hold():
     result = run("lint-imports", PROJECT_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 kept, 0 broken" in result.stdout
+    assert "6 kept, 0 broken" in result.stdout
 
 
 def test_the_spark_stage_importing_kafka_breaks_a_contract(tmp_path):
@@ -46,6 +46,17 @@ def test_the_poster_importing_pyspark_breaks_a_contract(tmp_path):
         handle.write("\nfrom pinpipe.spark import cleaning  # noqa: E402,F401  (a deliberate violation)\n")
     result = run("lint-imports", tree)
     assert result.returncode != 0 and "never import pyspark BROKEN" in " ".join(result.stdout.split())
+
+
+def test_a_helper_importing_the_session_breaks_the_spark_layers(tmp_path):
+    """The cycle the class archive once had: its module imported the session, which imports it."""
+    tree = copy_of_the_tree(tmp_path)
+    with open(tree / "pinpipe" / "spark" / "class_archive.py", "a") as handle:
+        handle.write("\n\ndef _later():\n    from pinpipe.spark import session  # noqa: F401  (a deliberate violation)\n")
+    result = run("lint-imports", tree)
+    assert result.returncode != 0
+    assert "the Spark stage in layers" in result.stdout and "BROKEN" in result.stdout
+    assert "pinpipe.spark.class_archive -> pinpipe.spark.session" in result.stdout
 
 
 def test_ruff_passes_on_the_tree_and_fails_on_an_unused_import(tmp_path):

@@ -112,7 +112,8 @@ def test_two_processes_that_want_the_archive_at_once_build_it_once(installs, mon
 
 
 def test_a_build_that_fails_leaves_no_archive_and_a_note(installs, monkeypatch):
-    """The exercise run exits non-zero (here: a Spark install with no real jars): nothing is renamed into place."""
+    """The training run (sample_batch.train_archive) exits non-zero (here: a Spark install with no real jars):
+    nothing is renamed into place."""
     path = class_archive.archive_path()
     lines = []
     assert class_archive.build(path, log=lines.append) is None
