@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="stop after this many acknowledged triplets and exit 0")
     parser.add_argument("--random-seed", type=int, default=None, help="seed of the emulator's idx draws")
     parser.add_argument("--concurrency", type=positive_int, default=128,
-                        help="emulator requests in flight at --rate 0 (default 128)")
+                        help="most emulator requests in flight (default 128; at --rate 0 all of them)")
     parser.add_argument("--no-emulator", action="store_true", help="serve the API only")
     parser.add_argument("--host", default=None, help="bind address (default POSTER_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default POSTER_PORT or 8000)")

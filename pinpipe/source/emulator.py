@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import multiprocessing as mp
 import os
 import random
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 STATES = ("starting", "running", "stopping", "finished", "failed")
 RETRYABLE_STATUS = {429, 502, 503, 504}
 DB_CONNECTIONS = 4
+# At a set rate, enough posters to keep it while each request takes up to this long (a request waits for its
+# Kafka transaction: ~5 ms on one local broker, ~30 ms on the local three-broker cluster, more on a remote one).
+LATENCY_ALLOWANCE_S = 1.0
 
 
 class EmulatorStatus:
@@ -64,9 +68,15 @@ class EmulatorConfig:
     rate: float = 20.0  # triplets per second; 0 = as fast as possible
     count: int | None = None  # stop after this many acknowledged triplets
     random_seed: int | None = None
-    concurrency: int = 128
+    concurrency: int = 128  # requests in flight: always this many at rate 0, at most this many at a rate
     max_backoff_s: float = 5.0
     stop_grace_s: float = 30.0  # once stopped, how long in-flight triplets may keep retrying
+
+
+def posters_for(rate: float, concurrency: int) -> int:
+    """Requests in flight for `rate` triplets/s: rate x LATENCY_ALLOWANCE_S and two spare, at most `concurrency`.
+    Idle posters cost nothing (the paced readers feed them); too few cap the rate at posters / latency."""
+    return max(1, min(concurrency, math.ceil(rate * LATENCY_ALLOWANCE_S) + 2))
 
 
 def triplet_query() -> sql.Composed:
@@ -116,7 +126,7 @@ class Emulator:
         self.status._rate_target.value = cfg.rate
         self.status.set_state("running")
         started = time.monotonic()
-        posters = cfg.concurrency if cfg.rate == 0 else max(1, min(cfg.concurrency, int(cfg.rate // 10) + 2))
+        posters = cfg.concurrency if cfg.rate == 0 else posters_for(cfg.rate, cfg.concurrency)
         # A few database readers feed many HTTP posters: PostgreSQL allows ~100 connections in all.
         readers = min(DB_CONNECTIONS, posters)
         bodies: asyncio.Queue = asyncio.Queue(maxsize=posters * 2)

@@ -254,3 +254,50 @@ def test_a_stopped_emulator_gives_up_retrying_after_its_grace_period(pg_url):
     acked, seconds = asyncio.run(main())
     assert acked == 0
     assert seconds < 2.0 + config.stop_grace_s + 3, seconds
+
+
+def test_at_a_set_rate_the_emulator_has_enough_requests_in_flight_for_a_slow_api(pg_url):
+    """A request waits for its Kafka transaction, so the emulator needs rate x latency requests in flight to keep
+    its rate. Against an API that answers each POST after 0.8 s, at 40 triplets/s that is 32; the emulator once
+    ran rate/10 + 2 = 6 posters whatever the latency, and the rate fell to 6 / latency (27/s of 100 on the
+    three-broker cluster). Counted, not timed: the most requests the API had open at once."""
+    import asyncio
+    import multiprocessing as mp
+
+    from aiohttp import web
+
+    from pinpipe.source.emulator import Emulator, EmulatorConfig, EmulatorStatus
+
+    rate, latency_s, count = 40, 0.8, 120
+    open_now, most_open, posted = 0, 0, []
+
+    async def events(request: web.Request) -> web.Response:
+        nonlocal open_now, most_open
+        open_now += 1
+        most_open = max(most_open, open_now)
+        try:
+            body = await request.json()
+            await asyncio.sleep(latency_s)
+            posted.append(body["pin"]["idx"])
+            return web.json_response({"offsets": []})
+        finally:
+            open_now -= 1
+
+    async def main():
+        app = web.Application()
+        app.router.add_post("/events", events)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            config = EmulatorConfig(database_url=pg_url, api_url=f"http://127.0.0.1:{port}", rate=rate, count=count,
+                                    random_seed=1)
+            return await asyncio.wait_for(Emulator(config, EmulatorStatus(mp.get_context("spawn")),
+                                                   asyncio.Event()).run(), timeout=60)
+        finally:
+            await runner.cleanup()
+
+    acked = asyncio.run(main())
+    assert acked == count == len(posted)
+    assert most_open >= 0.75 * rate * latency_s, most_open
