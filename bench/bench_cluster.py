@@ -94,13 +94,13 @@ def main() -> None:
             print(f"measuring {brokers} broker{'s' if brokers > 1 else ''} ...", flush=True)
             figures[brokers] = measure(brokers, args.port, args, sides)
     one, three = figures[1], figures[3]
-    print(f"{'':44}{'1 broker':>10}{'3 brokers (RF 3, min ISR 2)':>30}{'3 / 1':>8}")
+    print(f"{'':50}{'1 broker':>10}{'3 brokers (RF 3, min ISR 2)':>30}{'3 / 1':>8}")
     for label, _ in sides:
         for key, what in ((f"{label} rate 0", "emulator --rate 0, triplets/s"),
                           (f"{label} rate", f"emulator --rate {args.rate:g}, triplets/s")):
             name = f"{what} ({label})" if args.before else what
-            print(f"{name:44}{one[key]:>10,.0f}{three[key]:>30,.0f}{three[key] / one[key]:>8.2f}")
-    print(f"{'extractor, records/s':44}{one['extractor']:>10,.0f}{three['extractor']:>30,.0f}"
+            print(f"{name:50}{one[key]:>10,.0f}{three[key]:>30,.0f}{three[key] / one[key]:>8.2f}")
+    print(f"{'extractor, records/s':50}{one['extractor']:>10,.0f}{three['extractor']:>30,.0f}"
           f"{three['extractor'] / one['extractor']:>8.2f}   ({three['records']:,} records, batches of {args.batch:,})")
 
 
