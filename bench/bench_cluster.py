@@ -20,8 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import fresh_topics, revision_tree
+
 from pinpipe.common.config import PROJECT_ROOT, get_settings
-from pinpipe.common.topics import fresh_topics
 from pinpipe.extraction.extractor import Extractor
 
 
@@ -83,11 +84,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         sides = [("after" if args.before else "working tree", PROJECT_ROOT)]
         if args.before:
-            tree = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-before-"))) / "tree"
-            subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", str(tree), args.before],
-                           check=True, capture_output=True)
-            stack.callback(subprocess.run, ["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force",
-                                            str(tree)], capture_output=True)
+            tree = revision_tree(stack, args.before)
             sides.append((f"before ({args.before})", tree))
         figures = {}
         for brokers in (1, 3):

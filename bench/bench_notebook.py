@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import revision_tree
+
 from pinpipe.common import csv_format
 from pinpipe.common.config import PROJECT_ROOT
 from pinpipe.common.records import encode_value_field
@@ -133,11 +135,7 @@ def compare(args) -> None:
     with contextlib.ExitStack() as stack:
         sides = [("after (working tree)" if args.before else "working tree", PROJECT_ROOT)]
         if args.before:
-            tree = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-before-"))) / "tree"
-            subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", str(tree), args.before],
-                           check=True, capture_output=True)
-            stack.callback(subprocess.run, ["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force",
-                                            str(tree)], capture_output=True)
+            tree = revision_tree(stack, args.before)
             sides.insert(0, (f"before ({args.before})", tree))
         runs: dict[str, list[Figures]] = {label: [] for label, _ in sides}
         for round_ in range(args.rounds):

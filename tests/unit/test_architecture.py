@@ -25,6 +25,14 @@ def copy_of_the_tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def lint_imports_with(tmp_path: Path, module: str, violation: str) -> subprocess.CompletedProcess:
+    """lint-imports on a copy of the tree whose `module` (a path under pinpipe/) ends in `violation`."""
+    tree = copy_of_the_tree(tmp_path)
+    with open(tree / "pinpipe" / module, "a") as handle:
+        handle.write(violation)
+    return run("lint-imports", tree)
+
+
 def test_the_import_contracts_hold():
     result = run("lint-imports", PROJECT_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -32,28 +40,23 @@ def test_the_import_contracts_hold():
 
 
 def test_the_spark_stage_importing_kafka_breaks_a_contract(tmp_path):
-    tree = copy_of_the_tree(tmp_path)
-    with open(tree / "pinpipe" / "spark" / "cleaning.py", "a") as handle:
-        handle.write("\nimport kafka  # noqa: E402,F401  (a deliberate violation)\n")
-    result = run("lint-imports", tree)
+    result = lint_imports_with(tmp_path, "spark/cleaning.py",
+                               "\nimport kafka  # noqa: E402,F401  (a deliberate violation)\n")
     assert result.returncode != 0
     assert "the Spark stage never imports Kafka" in result.stdout and "BROKEN" in result.stdout
 
 
 def test_the_poster_importing_pyspark_breaks_a_contract(tmp_path):
-    tree = copy_of_the_tree(tmp_path)
-    with open(tree / "pinpipe" / "poster" / "models.py", "a") as handle:
-        handle.write("\nfrom pinpipe.spark import cleaning  # noqa: E402,F401  (a deliberate violation)\n")
-    result = run("lint-imports", tree)
+    result = lint_imports_with(tmp_path, "poster/models.py",
+                               "\nfrom pinpipe.spark import cleaning  # noqa: E402,F401  (a deliberate violation)\n")
     assert result.returncode != 0 and "never import pyspark BROKEN" in " ".join(result.stdout.split())
 
 
 def test_a_helper_importing_the_session_breaks_the_spark_layers(tmp_path):
     """The cycle the class archive once had: its module imported the session, which imports it."""
-    tree = copy_of_the_tree(tmp_path)
-    with open(tree / "pinpipe" / "spark" / "class_archive.py", "a") as handle:
-        handle.write("\n\ndef _later():\n    from pinpipe.spark import session  # noqa: F401  (a deliberate violation)\n")
-    result = run("lint-imports", tree)
+    result = lint_imports_with(tmp_path, "spark/class_archive.py",
+                               "\n\ndef _later():\n"
+                               "    from pinpipe.spark import session  # noqa: F401  (a deliberate violation)\n")
     assert result.returncode != 0
     assert "the Spark stage in layers" in result.stdout and "BROKEN" in result.stdout
     assert "pinpipe.spark.class_archive -> pinpipe.spark.session" in result.stdout
