@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -204,39 +205,70 @@ def _new_session(master: str, app_name: str, kafka: bool, jit: str) -> SparkSess
         # client kills the whole group 2.5 s later, part-way through Spark's shutdown hooks ("Failed to delete"
         # stack traces): 2.6 s after the last cell. On its own, the JVM exits when the kernel does (its stdin
         # closes), hooks and all, and the kernel exits at once.
+        before = _children(os.getpid())
         try:
             gateway = launch_gateway(conf, popen_kwargs={"start_new_session": True})
         except BaseException:  # e.g. the kernel interrupted or shut down while the JVM was starting
-            _stop_driver_launch()
+            _stop_driver_launch(before)
             raise
         SparkContext(conf=conf, gateway=gateway)
     return SparkSession.builder.config(conf=conf).getOrCreate()
 
 
-def driver_launches(parent: int) -> list[int]:
-    """The pids of `parent`'s driver launches: children whose command line ends in `pyspark-shell`
-    (spark-submit's shell, then the JVM it becomes). Linux /proc; elsewhere none."""
-    found = []
+def _processes() -> Iterator[tuple[int, str, int, int]]:
+    """Each process as (pid, state, parent pid, process group), from /proc/PID/stat (Linux; elsewhere none), which,
+    unlike `cmdline`, never reads empty while the process is exec'ing."""
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == parent and (proc / "cmdline").read_bytes().rstrip(b"\0").endswith(b"pyspark-shell"):
-                found.append(int(proc.name))
-        except (OSError, IndexError, ValueError):
+            state, ppid, group = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            yield int(proc.name), state, int(ppid), int(group)
+        except (OSError, ValueError):
+            continue
+
+
+def _children(parent: int) -> dict[int, int]:
+    """`parent`'s child processes, pid to process group."""
+    return {pid: group for pid, _, ppid, group in _processes() if ppid == parent}
+
+
+def driver_launches(parent: int) -> list[int]:
+    """The pids of `parent`'s driver launches: children whose command line ends in `pyspark-shell`
+    (spark-submit's shell, then the JVM it becomes)."""
+    found = []
+    for pid in _children(parent):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").endswith(b"pyspark-shell"):
+                found.append(pid)
+        except OSError:
             continue
     return found
 
 
-def _stop_driver_launch() -> None:
-    """SIGTERM the process group of this process's driver launch. A launch_gateway cut short removes the folder
-    its JVM was to write its port to; the JVM's main thread then fails, py4j's server thread keeps it alive, and
-    in a process group of its own nothing else would stop it (found here: a kernel shut down while its session
-    started left a 4g driver running)."""
-    for pid in driver_launches(os.getpid()):
-        try:
-            os.killpg(pid, signal.SIGTERM)  # started with start_new_session: its own group
-        except OSError:
-            continue
+def _stop_driver_launch(before: dict[int, int], patience_s: float = 10.0) -> None:
+    """Stop the driver launch begun since `before` (this process's children then): SIGTERM the process group of
+    each new child that leads one (launched with start_new_session), then SIGKILL any still alive after
+    `patience_s`. A launch_gateway cut short removes the folder its JVM was to write its port to; the JVM's main
+    thread then fails, py4j's server thread keeps it alive, and in a process group of its own nothing else would
+    stop it (found here: a kernel shut down while its session started left a 4g driver running). The new children
+    are not told apart by command line: while spark-submit exec's spark-class and then java, its command line
+    reads empty for a moment (a launch once escaped that way)."""
+    groups = [pid for pid, group in _children(os.getpid()).items() if pid == group and pid not in before]
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for group in groups:
+            try:
+                os.killpg(group, signum)
+            except OSError:
+                continue
+        deadline = time.monotonic() + patience_s
+        while (groups := [group for group in groups if _group_alive(group)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not groups:
+            return
+
+
+def _group_alive(group: int) -> bool:
+    """Whether a process of process group `group` is still running (a zombie is not)."""
+    return any(pgrp == group and state != "Z" for _, state, _, pgrp in _processes())
 
 
 def _set(spark: SparkSession, key: str, value: str) -> None:

@@ -219,19 +219,14 @@ def test_in_a_jupyter_kernel_the_driver_jvm_has_its_own_process_group_and_exits_
 
 
 CUT_SHORT = """
-import os, sys, time
+import types
 import ipykernel  # noqa: F401  (get_spark launches the driver as it does in a Jupyter kernel)
 import pyspark.java_gateway
-from pinpipe.spark.session import driver_launches
 
-real_sleep = time.sleep
+def sleep(seconds):  # launch_gateway's first wait for the JVM's port, just after it started spark-submit
+    raise KeyboardInterrupt("cut short mid-launch")
 
-def sleep(seconds):  # launch_gateway's wait for the JVM's port: cut short once the launch has begun
-    if driver_launches(os.getpid()):
-        raise KeyboardInterrupt("cut short mid-launch")
-    real_sleep(seconds)
-
-pyspark.java_gateway.time.sleep = sleep
+pyspark.java_gateway.time = types.SimpleNamespace(sleep=sleep)  # its view of `time` only: the stop's waits are real
 from pinpipe.spark.session import get_spark
 try:
     get_spark("local[1]", input_bytes=1000)
@@ -243,8 +238,9 @@ except KeyboardInterrupt as error:
 def test_a_driver_launch_cut_short_leaves_no_jvm_behind(tmp_path):
     """In a kernel the driver JVM has a process group of its own, so nothing else stops it: a get_spark cut short
     in the middle of pyspark's launch (Jupyter's stop button, a kernel shut down) must stop the launch it began.
-    Deterministic stand-in for the interrupt: launch_gateway's wait raises KeyboardInterrupt once spark-submit
-    runs (with the kernel's own interrupt the moment was a race)."""
+    Deterministic stand-in for the interrupt: launch_gateway's first wait for the JVM raises KeyboardInterrupt,
+    while spark-submit is still exec'ing spark-class and java (its command line then reads empty for a moment;
+    a stop that looked for the launch by command line once missed it there)."""
     marker = uuid.uuid4().hex
     log = tmp_path / "launch.log"  # a file, not a pipe: a JVM left behind would hold a pipe open
     with open(log, "w") as out:
@@ -255,6 +251,26 @@ def test_a_driver_launch_cut_short_leaves_no_jvm_behind(tmp_path):
     while processes_with_env("PINPIPE_LAUNCH_TEST", marker):
         assert time.monotonic() < deadline, f"left running: {processes_with_env('PINPIPE_LAUNCH_TEST', marker)}"
         time.sleep(0.2)
+
+
+def test_the_stop_of_a_launch_cut_short_finds_it_by_process_group_and_kills_what_ignores_sigterm():
+    """The stop finds the launch as a new child leading its own process group, whatever its command line says,
+    and SIGKILLs a group still alive after its patience; children from before the launch are left alone."""
+    from pinpipe.spark import session
+
+    older = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        before = session._children(os.getpid())
+        stubborn = subprocess.Popen(["bash", "-c", "trap '' TERM; sleep 60 & wait; sleep 60"],
+                                    start_new_session=True)
+        started = time.monotonic()
+        session._stop_driver_launch(before, patience_s=1.0)
+        assert stubborn.wait(timeout=10) == -9  # SIGKILL: it ignored SIGTERM
+        assert time.monotonic() - started >= 1.0
+        assert older.poll() is None
+    finally:
+        older.kill()
+        older.wait()
 
 
 def test_a_warm_up_runs_the_notebooks_steps_and_leaves_the_session_as_it_was(spark, tmp_path):
