@@ -12,6 +12,7 @@ import urllib.request
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import nbformat
 import pyspark
 
 from pinpipe.spark import class_archive
@@ -19,6 +20,24 @@ from pinpipe.spark.session import QUICK_JIT, jit_options
 from tests.conftest import free_port
 
 SPARK_HOME = Path(pyspark.__file__).parent
+
+# Databricks serverless refuses these; the stand-in makes them raise in the notebook's kernel.
+SERVERLESS_GUARD = '''
+from pyspark.sql.connect.conf import RuntimeConf as _RuntimeConf
+from pyspark.sql.connect.dataframe import DataFrame as _DataFrame
+
+def _refused(what):
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"[NOT_SUPPORTED_WITH_SERVERLESS] {what} is not supported on serverless compute")
+    return refuse
+
+_DataFrame.cache = _refused("cache")
+_DataFrame.persist = _refused("persist")
+_DataFrame.rdd = property(_refused("the RDD API"))
+_set = _RuntimeConf.set
+_RuntimeConf.set = lambda self, key, value: (_set(self, key, value) if key == "spark.sql.session.timeZone"
+                                             else _refused(f"setting {key}")())
+'''
 
 
 def spark_env() -> dict[str, str]:
@@ -65,8 +84,9 @@ def port_open(port: int) -> bool:
 
 
 @contextmanager
-def connect_server(workdir: Path, cores: int = 2):
-    """A Spark Connect server on 127.0.0.1 (what sbin/start-connect-server.sh runs); yields its sc:// URL."""
+def connect_server(workdir: Path, cores: int = 2, jars: tuple[Path, ...] = ()):
+    """A Spark Connect server on 127.0.0.1 (what Spark's sbin/start-connect-server.sh runs), with `jars` on its class
+    path; yields its sc:// URL."""
     port = free_port()
     log = workdir / "connect-server.log"
     args = [str(SPARK_HOME / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
@@ -74,7 +94,8 @@ def connect_server(workdir: Path, cores: int = 2):
             "--conf", "spark.connect.grpc.binding.address=127.0.0.1", "--conf", "spark.driver.memory=2g",
             # the server runs the queries: the JVM flags get_spark gives a local driver for a small batch
             "--conf", f"spark.driver.extraJavaOptions={jit_options(None, small=True)} {class_archive.java_option()}",
-            "--conf", "spark.ui.enabled=false", "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}"]
+            "--conf", "spark.ui.enabled=false", "--conf", f"spark.sql.warehouse.dir={workdir / 'warehouse'}",
+            *(["--jars", ",".join(str(jar) for jar in jars)] if jars else [])]
     with process(args, log) as proc:
         wait_until(lambda: port_open(port), proc, log, "the Spark Connect server")
         yield f"sc://127.0.0.1:{port}"
@@ -106,3 +127,9 @@ def standalone_cluster(workdir: Path, workers: int = 2):
 
         wait_until(registered, master, master_log, f"{workers} workers")
         yield url
+
+
+def insert_after_parameters(nb, source: str) -> None:
+    """Insert a code cell right after the notebook's parameters cell (where papermill puts its own)."""
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
+    nb.cells.insert(at, nbformat.v4.new_code_cell(source))

@@ -1,5 +1,11 @@
 """Spark's Kafka source (spark-sql-kafka-0-10) for a local or cluster Spark: its jars fetched once from Maven
-Central with `mvn`, like Kafka's own, and cached per Spark version. Databricks has the connector built in."""
+Central with `mvn`, like Kafka's own, and cached per Spark version. Databricks has the connector built in.
+
+A Spark Connect server of your own needs them on its class path for the streaming notebook (README, "On a Spark
+Connect server of your own"):
+    spark-submit --class org.apache.spark.sql.connect.service.SparkConnectServer \
+        --jars "$(python -m pinpipe.spark.connector)"
+"""
 from __future__ import annotations
 
 import fcntl
@@ -8,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -96,3 +103,27 @@ def _fetch(spark_version: str, target: Path) -> None:
         (partial / ".complete").touch()
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the Kafka connector's jars for this pyspark, comma-separated (for --jars), fetching them once."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pinpipe.spark.connector", description=main.__doc__,
+        epilog='e.g. spark-submit --class org.apache.spark.sql.connect.service.SparkConnectServer '
+               '--jars "$(python -m pinpipe.spark.connector)"')
+    parser.add_argument("--spark-version", default=None, help="the Spark version (default: the installed pyspark's)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        jars = kafka_connector_jars(args.spark_version)
+    except ConnectorUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(",".join(str(jar) for jar in jars))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,13 +23,16 @@ topics of more than ~100,000 records pass --no-small (the notebook: small = Fals
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
@@ -157,6 +160,25 @@ def _updates_writer(path: str):
     return write
 
 
+class KafkaSourceMissing(RuntimeError):
+    """The Spark that runs the queries has no Kafka source (spark-sql-kafka-0-10) on its class path."""
+
+
+@contextlib.contextmanager
+def _kafka_source_needed() -> Iterator[None]:
+    """Spark's own "Failed to find data source: kafka" points at its deployment guide; say what to do here."""
+    try:
+        yield
+    except AnalysisException as error:
+        if "Failed to find data source: kafka" not in str(error):
+            raise
+        raise KafkaSourceMissing(
+            "this Spark has no Kafka source (spark-sql-kafka-0-10). get_spark adds it to a session it starts "
+            "itself (local or spark://); a Spark Connect server needs it on its own class path: start the server "
+            'with --jars "$(python -m pinpipe.spark.connector)" (README, "On a Spark Connect server of your own"); '
+            "Databricks has it built in") from error
+
+
 class CheckpointMismatch(ValueError):
     """A table holds batches its query's checkpoint does not know: running would lose or mix records."""
 
@@ -201,9 +223,22 @@ def check_tables_match_checkpoints(config: StreamConfig, databricks: bool = Fals
 def start(spark: SparkSession, config: StreamConfig, databricks: bool = False) -> dict[str, StreamingQuery]:
     """Start the five queries (see the module's doc); they run until stopped, or with availableNow until what
     the topics held at start is processed. Tables whose checkpoints do not match them are refused first
-    (check_tables_match_checkpoints)."""
+    (check_tables_match_checkpoints); a Spark without the Kafka source raises KafkaSourceMissing, which says
+    how to give it one. If a query fails to start, those started before it are stopped."""
     check_tables_match_checkpoints(config, databricks)
-    queries = {}
+    queries: dict[str, StreamingQuery] = {}
+    try:
+        with _kafka_source_needed():
+            _start_queries(spark, config, queries)
+    except BaseException:
+        stop_all(queries)  # those started before one failed to
+        raise
+    log.info("started %d streaming queries (trigger %s) writing under %s", len(queries), config.trigger,
+             config.output_dir)
+    return queries
+
+
+def _start_queries(spark: SparkSession, config: StreamConfig, queries: dict[str, StreamingQuery]) -> None:
     for kind in KINDS:
         name = f"cleaned_{kind}"
         writer = (cleaned(read_topics(spark, config, (kind,)), kind).writeStream.queryName(name)
@@ -218,9 +253,6 @@ def start(spark: SparkSession, config: StreamConfig, databricks: bool = False) -
               .foreachBatch(_updates_writer(config.table("posts_per_minute")))
               .option("checkpointLocation", config.checkpoint("posts_per_minute")).outputMode("update"))
     queries["posts_per_minute"] = _trigger(writer, config.trigger).start()
-    log.info("started %d streaming queries (trigger %s) writing under %s", len(queries), config.trigger,
-             config.output_dir)
-    return queries
 
 
 def await_all(queries: dict[str, StreamingQuery], timeout_s: float | None = None) -> None:
@@ -317,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointMismatch as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KafkaSourceMissing as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     try:
         await_all(queries)
     except KeyboardInterrupt:

@@ -38,25 +38,6 @@ EXPECTED_COLUMNS = {
     "q8_median_followers_by_age_group_and_join_year": ["age_group", "post_year", "median_follower_count"],
 }
 
-# Databricks serverless refuses these; the stand-in makes them raise in the notebook's kernel.
-SERVERLESS_GUARD = '''
-from pyspark.sql.connect.conf import RuntimeConf as _RuntimeConf
-from pyspark.sql.connect.dataframe import DataFrame as _DataFrame
-
-def _refused(what):
-    def refuse(*args, **kwargs):
-        raise RuntimeError(f"[NOT_SUPPORTED_WITH_SERVERLESS] {what} is not supported on serverless compute")
-    return refuse
-
-_DataFrame.cache = _refused("cache")
-_DataFrame.persist = _refused("persist")
-_DataFrame.rdd = property(_refused("the RDD API"))
-_set = _RuntimeConf.set
-_RuntimeConf.set = lambda self, key, value: (_set(self, key, value) if key == "spark.sql.session.timeZone"
-                                             else _refused(f"setting {key}")())
-'''
-
-
 # Appended to every notebook run here: the quality table the save counted (DataFrame.observe) must be there, and
 # equal to the one a pass of its own counts; the rules themselves are checked by hand in tests/unit/test_quality.py.
 QUALITY_CHECK = '''
@@ -74,8 +55,7 @@ def notebook_with(tmp_path, extra_cell: str | None):
     """The notebook with QUALITY_CHECK appended, and `extra_cell` (if any) right after its parameters cell."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     if extra_cell is not None:
-        at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])) + 1
-        nb.cells.insert(at, nbformat.v4.new_code_cell(extra_cell))
+        spark_services.insert_after_parameters(nb, extra_cell)
     nb.cells.append(nbformat.v4.new_code_cell(QUALITY_CHECK))
     path = tmp_path / "notebook.ipynb"
     nbformat.write(nb, path)
@@ -136,7 +116,7 @@ def test_spark_connect_as_serverless_stand_in_on_an_lf_batch(lf_batch_dir, tmp_p
     """No sparkContext, RDD, cache or settings but the time zone: what Databricks serverless allows."""
     monkeypatch.setenv("IS_SERVERLESS", "TRUE")  # detected, as on Databricks serverless
     with spark_services.connect_server(tmp_path) as url:
-        output_dir = execute(tmp_path, lf_batch_dir, url, extra_cell=SERVERLESS_GUARD)
+        output_dir = execute(tmp_path, lf_batch_dir, url, extra_cell=spark_services.SERVERLESS_GUARD)
     assert_results_equal_pandas(output_dir, lf_batch_dir)
     executed = (tmp_path / "executed.ipynb").read_text()
     assert "Spark Connect" in executed

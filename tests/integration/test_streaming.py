@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import nbformat
 import papermill
 import pytest
 from kafka import KafkaProducer
@@ -20,7 +21,8 @@ from pinpipe.common.config import PROJECT_ROOT
 from pinpipe.common.records import PoisonRecord, decode_value, encode_key, encode_value
 from pinpipe.common.schema import KINDS
 from pinpipe.extraction.extractor import Extractor
-from pinpipe.spark import analytics, cleaning, session, spark_io, streaming
+from pinpipe.spark import analytics, cleaning, connector, session, spark_io, streaming
+from tests import spark_services
 from tests.conftest import free_port
 from tests.helpers import consume_all, make_producer, process_arguments, send_all, triplet_rows
 from tests.integration.test_extractor import settings_for
@@ -130,6 +132,69 @@ def test_live_counts_are_posts_per_category_per_minute(spark, streamed):
     summary = json.loads((Path(config.output_dir) / "summary.json").read_text())  # written by the notebook
     assert summary["cleaned_pin"] == len(pins) and summary["rejected"] == len(POISON)
     assert summary["complete_idx"] == 400
+
+
+def test_the_notebook_on_spark_connect_as_serverless_stand_in_writes_the_same_tables(spark, streamed, tmp_path,
+                                                                                     monkeypatch):
+    """The streaming notebook as Databricks serverless runs it: a Spark Connect session (the Kafka connector on the
+    server's class path, foreachBatch run by the server's Python), no cache, RDD or settings but the time zone.
+    Its tables must hold what the classic session's run wrote from the same topics, row for row."""
+    topics, rows, config = streamed
+    monkeypatch.setenv("IS_SERVERLESS", "TRUE")  # detected, as on Databricks serverless
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)  # the server's Python for foreachBatch
+    nb = nbformat.read(PROJECT_ROOT / "stream_processing_spark.ipynb", as_version=4)
+    spark_services.insert_after_parameters(nb, spark_services.SERVERLESS_GUARD)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "from pinpipe.spark.session import is_connect\nassert is_connect(spark)\nprint('ran on Spark Connect')"))
+    nbformat.write(nb, tmp_path / "notebook.ipynb")
+    remote = streaming.StreamConfig(config.bootstrap_servers, topics, str(tmp_path / "tables"),
+                                    str(tmp_path / "checkpoints"))
+    # the connector's jars as README has a user put them on the server's class path
+    jars = subprocess.run([sys.executable, "-m", "pinpipe.spark.connector"], capture_output=True, text=True,
+                          check=True).stdout.strip().split(",")
+    assert {connector.artifact_name(Path(jar).name) for jar in jars} >= {"spark-sql-kafka-0-10_2.13", "kafka-clients"}
+    with spark_services.connect_server(tmp_path, jars=tuple(map(Path, jars))) as url:
+        papermill.execute_notebook(
+            str(tmp_path / "notebook.ipynb"), str(tmp_path / "executed.ipynb"),
+            parameters={"bootstrap_servers": config.bootstrap_servers, "pin_topic": topics["pin"],
+                        "geo_topic": topics["geo"], "user_topic": topics["user"], "output_dir": remote.output_dir,
+                        "checkpoint_dir": remote.checkpoint_dir, "spark_master": url},
+            kernel_name="python3", cwd=str(PROJECT_ROOT), progress_bar=False)
+    assert "ran on Spark Connect" in (tmp_path / "executed.ipynb").read_text()
+
+    def rows_of(table_config, name):  # in record order (the columns may hold nulls: rows do not sort)
+        return sorted(streaming.read_table(spark, table_config, name).collect(),
+                      key=lambda row: (row.topic, row.partition, row.offset))
+
+    for name in streaming.TABLES[:4]:
+        classic = rows_of(config, name)
+        assert classic and rows_of(remote, name) == classic, name
+    assert streaming.live_counts(spark, remote).collect() == streaming.live_counts(spark, config).collect()
+    assert json.loads((tmp_path / "tables" / "summary.json").read_text()) == json.loads(
+        (Path(config.output_dir) / "summary.json").read_text())
+
+
+NO_KAFKA_SOURCE = """
+import sys
+from pinpipe.spark import streaming
+from pinpipe.spark.session import get_spark
+
+spark = get_spark("local[1]", kafka=False, small=True)  # as a Spark Connect server started without --jars
+config = streaming.StreamConfig("127.0.0.1:9", {"pin": "p", "geo": "g", "user": "u"}, sys.argv[1] + "/tables",
+                                sys.argv[1] + "/checkpoints")
+try:
+    streaming.start(spark, config)
+except streaming.KafkaSourceMissing as error:
+    print("refused:", error, "| active:", len(spark.streams.active))
+"""
+
+
+def test_a_spark_without_the_kafka_source_is_told_how_to_get_it(tmp_path):
+    done = subprocess.run([sys.executable, "-c", NO_KAFKA_SOURCE, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300, cwd=PROJECT_ROOT, env={**os.environ, "SPARK_DRIVER_MEMORY": "1g"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "refused: this Spark has no Kafka source" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert '--jars "$(python -m pinpipe.spark.connector)"' in done.stdout and "| active: 0" in done.stdout
 
 
 def test_tables_kept_with_a_new_checkpoint_folder_are_refused_before_any_query_starts(spark, streamed, tmp_path):
