@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyspark
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -160,6 +161,23 @@ def _updates_writer(path: str):
     return write
 
 
+class SparkTooOld(RuntimeError):
+    """This pyspark lacks the functions the stream's record checks use."""
+
+
+def check_spark_supports_streaming() -> None:
+    """The stream parses each value into a VARIANT (try_parse_json, variant_get, schema_of_variant) to check it
+    as the extractor does: Spark 4.0+, or a Databricks runtime that has them. pyspark 3.5 has none of them and
+    would stop with an AttributeError part-way through starting the queries."""
+    missing = [name for name in ("try_parse_json", "variant_get", "schema_of_variant", "is_valid_utf8")
+               if not hasattr(F, name)]
+    if missing:
+        raise SparkTooOld(
+            f"the streaming half needs Spark 4.0 or later (or a Databricks runtime with VARIANT, 15.3+): this "
+            f"pyspark {pyspark.__version__} has no {', '.join(missing)}. Run it from the "
+            f"project's venv (pyspark 4.2.0); the batch notebook runs on Spark 3.5 too")
+
+
 class KafkaSourceMissing(RuntimeError):
     """The Spark that runs the queries has no Kafka source (spark-sql-kafka-0-10) on its class path."""
 
@@ -222,9 +240,11 @@ def check_tables_match_checkpoints(config: StreamConfig, databricks: bool = Fals
 
 def start(spark: SparkSession, config: StreamConfig, databricks: bool = False) -> dict[str, StreamingQuery]:
     """Start the five queries (see the module's doc); they run until stopped, or with availableNow until what
-    the topics held at start is processed. Tables whose checkpoints do not match them are refused first
-    (check_tables_match_checkpoints); a Spark without the Kafka source raises KafkaSourceMissing, which says
-    how to give it one. If a query fails to start, those started before it are stopped."""
+    the topics held at start is processed. Refused first: a pyspark without the VARIANT functions (SparkTooOld),
+    tables whose checkpoints do not match them (check_tables_match_checkpoints). A Spark without the Kafka source
+    raises KafkaSourceMissing, which says how to give it one. If a query fails to start, those started before
+    it are stopped."""
+    check_spark_supports_streaming()
     check_tables_match_checkpoints(config, databricks)
     queries: dict[str, StreamingQuery] = {}
     try:
@@ -315,10 +335,7 @@ def cleaned_frames(spark: SparkSession, config: StreamConfig) -> dict[str, DataF
 
 def main(argv: list[str] | None = None) -> int:
     """Run the streaming queries from a shell (the notebook does the same): python -m pinpipe.spark.streaming"""
-    from pinpipe.common.config import get_settings
-    from pinpipe.common.logs import setup_logging
     from pinpipe.spark.notebook_params import check_trigger
-    from pinpipe.spark.session import get_spark
 
     parser = argparse.ArgumentParser(prog="python -m pinpipe.spark.streaming", description=main.__doc__)
     parser.add_argument("--output-dir", default="stream_data/tables", help="tables (default stream_data/tables)")
@@ -337,6 +354,15 @@ def main(argv: list[str] | None = None) -> int:
         check_trigger(args.trigger)
     except ValueError as exc:
         parser.error(str(exc))
+    try:
+        check_spark_supports_streaming()  # before a session starts and a connector is fetched for this Spark
+    except SparkTooOld as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from pinpipe.common.config import get_settings
+    from pinpipe.common.logs import setup_logging
+    from pinpipe.spark.session import get_spark
+
     setup_logging()
     settings = get_settings()
     config = StreamConfig(settings.kafka_bootstrap_servers, dict(settings.topics),

@@ -164,6 +164,27 @@ def test_pyspark_35(spark35_python, batch_dir, tmp_path):  # noqa: F811
     assert_results_equal_pandas(output_dir, batch_dir)
 
 
+def test_the_streaming_half_on_pyspark_35_says_it_needs_spark_4(spark35_python, tmp_path):
+    """The stream checks records through VARIANT functions pyspark 3.5 lacks: the command line and the notebook
+    stop with that said, before a Spark session starts or a connector is fetched for 3.5."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PATH": f"{spark35_python.parent}:{os.environ['PATH']}"}
+    env.pop("SPARK_HOME", None)
+    command = subprocess.run([str(spark35_python), "-m", "pinpipe.spark.streaming", "--output-dir",
+                              str(tmp_path / "tables"), "--checkpoint-dir", str(tmp_path / "checkpoints")],
+                             capture_output=True, text=True, timeout=300, env=env, cwd=PROJECT_ROOT)
+    assert command.returncode == 1, command.stderr[-3000:]
+    assert command.stderr.startswith("error: the streaming half needs Spark 4.0 or later"), command.stderr[-3000:]
+    assert "pyspark 3.5." in command.stderr and "try_parse_json" in command.stderr
+    notebook = subprocess.run(
+        [str(spark35_python), "-m", "papermill", str(PROJECT_ROOT / "stream_processing_spark.ipynb"),
+         str(tmp_path / "stream.ipynb"), "-k", "python3", "--cwd", str(PROJECT_ROOT), "--no-progress-bar",
+         "-p", "output_dir", str(tmp_path / "tables"), "-p", "checkpoint_dir", str(tmp_path / "checkpoints")],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert notebook.returncode != 0 and "SparkTooOld" in notebook.stderr, notebook.stderr[-3000:]
+    assert "needs Spark 4.0 or later" in notebook.stderr
+    assert not (tmp_path / "tables").exists() and not (tmp_path / "checkpoints").exists()
+
+
 def test_a_bad_input_stops_the_notebook_before_any_result(batch_dir, tmp_path):  # noqa: F811
     broken = tmp_path / "broken"
     broken.mkdir()
