@@ -26,11 +26,9 @@ def summarise(batch_dir: Path, posted: int, timings: dict[str, float],
     results = sorted(results_dir.glob("*.csv")) if results_dir.exists() else []
     quality = json.loads((results_dir / "summary.json").read_text()) if (results_dir / "summary.json").exists() else {}
     read_rows = quality.get("input_rows", {})
-    # Posted triplets = distinct idx written + repeats of an idx (the emulator samples with replacement).
     written = newest.rows if newest else 0
-    agree = (newest is not None and written + newest.duplicates // 3 == posted
-             and set(csv_rows.values()) == {written} and read_rows == {kind: written for kind in CSV_FILES}
-             and len(results) == 9)
+    problems = disagreements(newest, posted, csv_rows, read_rows, len(results))
+    agree = not problems
     lines = [
         "Pipeline summary",
         f"  poster     triplets acknowledged by Kafka: {posted}",
@@ -42,9 +40,39 @@ def summarise(batch_dir: Path, posted: int, timings: dict[str, float],
         f"  report     {batch_dir / 'report.html'}",
         *_stream_lines(stream_dir, written),
         "  time       " + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in timings.items()),
-        "  row counts agree across stages" if agree else "  WARNING: row counts differ between stages",
+        "  row counts agree across stages" if agree else "  WARNING: row counts differ between stages:",
+        *[f"    - {problem}" for problem in problems],
     ]
     return "\n".join(lines), agree
+
+
+def disagreements(newest: batch_store.Manifest | None, posted: int, csv_rows: dict[str, int],
+                  read_rows: dict[str, int], result_files: int) -> list[str]:
+    """Where the stages' row counts part, each said with its likely cause; none when they agree."""
+    if newest is None:
+        return ["the extractor wrote no batch"]
+    problems = []
+    written, repeats = newest.rows, newest.duplicates // 3
+    # Posted triplets = distinct idx written + repeats of an idx (the emulator samples with replacement).
+    if written + repeats != posted:
+        if newest.pending or written + repeats > posted:
+            problems.append(
+                f"the batch holds {written} distinct triplets (+ {repeats} repeated idx) where this run posted "
+                f"{posted}: the topics held records from before this run (posted by hand, or left pending by an "
+                f"earlier run), which the extractor takes first; {newest.pending} idx stay pending for the next "
+                f"batch (nothing is lost)")
+        else:
+            problems.append(f"the batch holds {written} distinct triplets (+ {repeats} repeated idx) of the "
+                            f"{posted} this run posted: some never reached it (see the extractor's log)")
+    if set(csv_rows.values()) != {written}:
+        problems.append(f"the CSV files hold {', '.join(f'{k} {n}' for k, n in csv_rows.items())} rows, the "
+                        f"batch's manifest {written}")
+    if read_rows != {kind: written for kind in CSV_FILES}:
+        problems.append(f"Spark read {', '.join(f'{k} {n}' for k, n in read_rows.items()) or 'no rows'}, the "
+                        f"batch holds {written} per file")
+    if result_files != 9:
+        problems.append(f"{result_files} of the 9 result files were written")
+    return problems
 
 
 def _stream_lines(stream_dir: Path | None, batch_rows: int) -> list[str]:
