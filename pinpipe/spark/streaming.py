@@ -28,9 +28,11 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyspark
 from pyspark.errors import AnalysisException
@@ -45,6 +47,7 @@ from pinpipe.spark.spark_io import RAW_SCHEMAS
 log = logging.getLogger(__name__)
 
 KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp")
+POLL_S = 0.25  # await_all's check of the queries
 TABLES = ("cleaned_pin", "cleaned_geo", "cleaned_user", "rejected", "posts_per_minute")
 WINDOW = "1 minute"
 WATERMARK = "2 minutes"  # how late (in Kafka record time) a post may arrive and still be counted
@@ -275,13 +278,57 @@ def _start_queries(spark: SparkSession, config: StreamConfig, queries: dict[str,
     queries["posts_per_minute"] = _trigger(writer, config.trigger).start()
 
 
-def await_all(queries: dict[str, StreamingQuery], timeout_s: float | None = None) -> None:
-    """Wait for availableNow queries to finish; a failed query raises its error here."""
-    for query in queries.values():
-        if timeout_s:
-            query.awaitTermination(timeout_s)
-        else:
-            query.awaitTermination()
+class Progress:
+    """The records each query has read in this run, from its progress reports (one per micro-batch)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.rows: dict[str, dict[int, int]] = {name: {} for name in names}  # query -> batch id -> input rows
+
+    def update(self, name: str, reports: Iterable[Mapping[str, Any]]) -> None:
+        batches = self.rows[name]
+        for report in reports:  # an idle query reports a batch id again, with no rows: keep the batch's count
+            rows = report["numInputRows"]
+            if rows is None:  # pyspark 4 leaves it to its sources (StreamingQueryProgress.numInputRows)
+                rows = sum(source["numInputRows"] for source in report["sources"])
+            batches[report["batchId"]] = max(batches.get(report["batchId"], 0), rows)
+
+    def any_records(self) -> bool:
+        return any(any(batches.values()) for batches in self.rows.values())
+
+    def line(self) -> str:
+        parts = []
+        for name, batches in self.rows.items():
+            done = [rows for rows in batches.values() if rows]
+            parts.append(f"{name} {sum(done):,} records in {len(done)} batch{'' if len(done) == 1 else 'es'}")
+        return ", ".join(parts)
+
+
+def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] = log.info,
+              every_s: float = 10.0) -> None:
+    """Wait for the queries to finish (availableNow: once what the topics held is processed; an interval trigger:
+    until stopped), reporting every `every_s` seconds, once records have come and when it changed, the records
+    each has read so far, and at the end. A failed query raises its error here, at once.
+
+    It polls rather than blocking in awaitTermination: pyspark's Ctrl-C handler calls the JVM itself, which
+    inside another blocked py4j call fails with "reentrant call" tracebacks."""
+    progress = Progress(queries)
+    said, next_report = None, time.monotonic() + every_s
+    while any(query.isActive for query in queries.values()):
+        for query in queries.values():
+            if not query.isActive and query.exception() is not None:
+                query.awaitTermination()  # raises the query's error
+        if time.monotonic() >= next_report:
+            next_report += every_s
+            for name, query in queries.items():
+                progress.update(name, query.recentProgress)
+            if (line := progress.line()) != said and progress.any_records():
+                report(f"stream progress: {line}")
+                said = line
+        time.sleep(POLL_S)
+    for name, query in queries.items():
+        query.awaitTermination()  # raises the error of a query that failed meanwhile
+        progress.update(name, query.recentProgress)
+    report(f"stream done: {progress.line()}")
 
 
 def stop_all(queries: dict[str, StreamingQuery]) -> None:

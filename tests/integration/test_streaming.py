@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -24,7 +25,7 @@ from pinpipe.extraction.extractor import Extractor
 from pinpipe.spark import analytics, cleaning, connector, session, spark_io, streaming
 from tests import spark_services
 from tests.conftest import free_port
-from tests.helpers import consume_all, make_producer, process_arguments, send_all, triplet_rows
+from tests.helpers import consume_all, make_producer, process_arguments, processes_with_env, send_all, triplet_rows
 from tests.integration.test_extractor import settings_for
 
 pytestmark = pytest.mark.integration
@@ -118,6 +119,17 @@ def test_every_committed_record_once_aborted_never_poison_rejected_with_reasons(
     # The same reasons as the extractor's, but that Spark does not say where the JSON syntax error is.
     assert rejected == {key: reason.split(" (")[0] if reason.startswith("value is not JSON") else reason
                         for key, reason in expected_reasons.items()}
+
+
+def test_the_notebook_reports_the_records_each_query_read(kafka_bootstrap, streamed):
+    """Its closing progress line: each query's records read, which are the committed records of its topics."""
+    topics, rows, config = streamed
+    committed = Counter(message.topic for message in consume_all(kafka_bootstrap, list(topics.values())))
+    pins = committed[topics["pin"]]
+    expected = (f"stream done: cleaned_pin {pins:,} records in 1 batch, cleaned_geo {committed[topics['geo']]:,} "
+                f"records in 1 batch, cleaned_user {committed[topics['user']]:,} records in 1 batch, rejected "
+                f"{sum(committed.values()):,} records in 1 batch, posts_per_minute {pins:,} records in 1 batch")
+    assert expected in (Path(config.output_dir).parent / "executed.ipynb").read_text()
 
 
 def test_live_counts_are_posts_per_category_per_minute(spark, streamed):
@@ -217,6 +229,38 @@ def test_the_command_line_says_so_and_exits_2(spark, streamed, tmp_path, monkeyp
     err = capsys.readouterr().err
     assert code == 2 and spark.streams.active == []
     assert err.startswith("error: ") and "Spark would skip the new batches" in err
+
+
+def test_ctrl_c_stops_a_continuous_run_cleanly_after_reporting_its_progress(streamed, tmp_path):
+    """`python -m pinpipe.spark.streaming --trigger "5 seconds"` runs until Ctrl-C: it reports the records read
+    every 10 s, and SIGINT stops the queries and exits 130 without py4j tracebacks (pyspark's own SIGINT handler
+    calls the JVM; inside a blocked awaitTermination that failed with "reentrant call")."""
+    topics, rows, config = streamed
+    marker = uuid.uuid4().hex
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers, "SPARK_DRIVER_MEMORY": "1g",
+           "PINPIPE_CTRL_C_TEST": marker, **{f"{kind.upper()}_TOPIC": topic for kind, topic in topics.items()}}
+    log = tmp_path / "stream.log"
+    with open(log, "w") as out:
+        job = subprocess.Popen([sys.executable, "-m", "pinpipe.spark.streaming", "--trigger", "5 seconds",
+                                "--master", "local[2]", "--output-dir", str(tmp_path / "tables"),
+                                "--checkpoint-dir", str(tmp_path / "checkpoints")],
+                               stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=env)
+        try:
+            deadline = time.monotonic() + 180
+            while "stream progress: cleaned_pin" not in log.read_text():
+                assert job.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+            job.send_signal(signal.SIGINT)
+            assert job.wait(timeout=60) == 130, log.read_text()[-3000:]
+        finally:
+            if job.poll() is None:
+                job.kill()
+    text = log.read_text()
+    assert "Traceback" not in text and "reentrant" not in text, text[-3000:]
+    deadline = time.monotonic() + 30
+    while processes_with_env("PINPIPE_CTRL_C_TEST", marker):  # the driver JVM went with it
+        assert time.monotonic() < deadline, processes_with_env("PINPIPE_CTRL_C_TEST", marker)
+        time.sleep(0.2)
 
 
 def commits_done(root) -> int:

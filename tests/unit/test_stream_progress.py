@@ -1,0 +1,25 @@
+"""What the streaming job reports while it runs: records read per query, from Spark's progress reports."""
+from __future__ import annotations
+
+from pinpipe.spark.streaming import Progress
+
+
+def report(batch: int, rows: int) -> dict:
+    return {"batchId": batch, "numInputRows": rows}  # the two fields used, as Spark's progress dicts carry them
+
+
+def test_records_are_summed_over_batches_seen_in_any_call_and_idle_reports_change_nothing():
+    progress = Progress(["cleaned_pin", "rejected"])
+    progress.update("cleaned_pin", [report(0, 300), report(1, 200)])
+    progress.update("cleaned_pin", [report(1, 200), report(2, 1)])  # a report seen again is not counted again
+    progress.update("cleaned_pin", [report(2, 0), report(3, 0)])  # idle: the last batch again, the next one empty
+    # pyspark 4's progress objects may leave the total to the sources
+    progress.update("rejected", [{"batchId": 0, "numInputRows": None,
+                                  "sources": [{"numInputRows": 4}, {"numInputRows": 3}]}])
+    assert progress.line() == "cleaned_pin 501 records in 3 batches, rejected 7 records in 1 batch"
+
+
+def test_thousands_are_grouped_and_one_batch_is_singular():
+    progress = Progress(["cleaned_geo"])
+    progress.update("cleaned_geo", [report(7, 12_345)])
+    assert progress.line() == "cleaned_geo 12,345 records in 1 batch"
