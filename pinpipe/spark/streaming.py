@@ -47,7 +47,7 @@ from pinpipe.spark.spark_io import RAW_SCHEMAS
 log = logging.getLogger(__name__)
 
 KAFKA_COLUMNS = ("topic", "partition", "offset", "kafka_timestamp")
-POLL_S = 0.25  # await_all's check of the queries
+POLL_S = 0.5  # how often await_all looks at the queries
 TABLES = ("cleaned_pin", "cleaned_geo", "cleaned_user", "rejected", "posts_per_minute")
 WINDOW = "1 minute"
 WATERMARK = "2 minutes"  # how late (in Kafka record time) a post may arrive and still be counted
@@ -313,10 +313,14 @@ def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] 
     inside another blocked py4j call fails with "reentrant call" tracebacks."""
     progress = Progress(queries)
     said, next_report = None, time.monotonic() + every_s
-    while any(query.isActive for query in queries.values()):
-        for query in queries.values():
-            if not query.isActive and query.exception() is not None:
+    while True:
+        # one isActive call per query and round (each a round trip on Spark Connect)
+        finished = [query for query in queries.values() if not query.isActive]
+        for query in finished:
+            if query.exception() is not None:
                 query.awaitTermination()  # raises the query's error
+        if len(finished) == len(queries):
+            break
         if time.monotonic() >= next_report:
             next_report += every_s
             for name, query in queries.items():
