@@ -109,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     """Print the Kafka connector's jars for this pyspark, comma-separated (for --jars), fetching them once."""
     import argparse
 
+    from pinpipe.common.logs import setup_logging
+
     parser = argparse.ArgumentParser(
         prog="python -m pinpipe.spark.connector", description=main.__doc__,
         epilog='e.g. spark-submit --class org.apache.spark.sql.connect.service.SparkConnectServer '
                '--jars "$(python -m pinpipe.spark.connector)"')
     parser.add_argument("--spark-version", default=None, help="the Spark version (default: the installed pyspark's)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    setup_logging()  # to stderr: stdout is the list
     try:
         jars = kafka_connector_jars(args.spark_version)
     except ConnectorUnavailable as error:

@@ -23,13 +23,12 @@ topics of more than ~100,000 records pass --no-small (the notebook: small = Fals
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,19 +184,11 @@ class KafkaSourceMissing(RuntimeError):
     """The Spark that runs the queries has no Kafka source (spark-sql-kafka-0-10) on its class path."""
 
 
-@contextlib.contextmanager
-def _kafka_source_needed() -> Iterator[None]:
-    """Spark's own "Failed to find data source: kafka" points at its deployment guide; say what to do here."""
-    try:
-        yield
-    except AnalysisException as error:
-        if "Failed to find data source: kafka" not in str(error):
-            raise
-        raise KafkaSourceMissing(
-            "this Spark has no Kafka source (spark-sql-kafka-0-10). get_spark adds it to a session it starts "
-            "itself (local or spark://); a Spark Connect server needs it on its own class path: start the server "
-            'with --jars "$(python -m pinpipe.spark.connector)" (README, "On a Spark Connect server of your own"); '
-            "Databricks has it built in") from error
+NO_KAFKA_SOURCE_HINT = (
+    "this Spark has no Kafka source (spark-sql-kafka-0-10). get_spark adds it to a session it starts itself (local or "
+    "spark://); a Spark Connect server needs it on its own class path: start the server with "
+    '--jars "$(python -m pinpipe.spark.connector)" (README, "On a Spark Connect server of your own"); Databricks has '
+    "it built in")
 
 
 class CheckpointMismatch(ValueError):
@@ -251,10 +242,12 @@ def start(spark: SparkSession, config: StreamConfig, databricks: bool = False) -
     check_tables_match_checkpoints(config, databricks)
     queries: dict[str, StreamingQuery] = {}
     try:
-        with _kafka_source_needed():
-            _start_queries(spark, config, queries)
-    except BaseException:
+        _start_queries(spark, config, queries)
+    except BaseException as error:
         stop_all(queries)  # those started before one failed to
+        # Spark's own message points at its deployment guide; say what to do here
+        if isinstance(error, AnalysisException) and "Failed to find data source: kafka" in str(error):
+            raise KafkaSourceMissing(NO_KAFKA_SOURCE_HINT) from error
         raise
     log.info("started %d streaming queries (trigger %s) writing under %s", len(queries), config.trigger,
              config.output_dir)
@@ -313,24 +306,23 @@ def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] 
     inside another blocked py4j call fails with "reentrant call" tracebacks."""
     progress = Progress(queries)
     said, next_report = None, time.monotonic() + every_s
-    while True:
-        # one isActive call per query and round (each a round trip on Spark Connect)
-        finished = [query for query in queries.values() if not query.isActive]
-        for query in finished:
-            if query.exception() is not None:
-                query.awaitTermination()  # raises the query's error
-        if len(finished) == len(queries):
-            break
-        if time.monotonic() >= next_report:
+    running = dict(queries)
+    while running:
+        for name, query in list(running.items()):  # one isActive call each (a round trip on Spark Connect)
+            if not query.isActive:
+                del running[name]
+                if query.exception() is not None:
+                    query.awaitTermination()  # raises the query's error
+        if running and time.monotonic() >= next_report:
             next_report += every_s
             for name, query in queries.items():
                 progress.update(name, query.recentProgress)
             if (line := progress.line()) != said and progress.any_records():
                 report(f"stream progress: {line}")
                 said = line
-        time.sleep(POLL_S)
+        if running:
+            time.sleep(POLL_S)
     for name, query in queries.items():
-        query.awaitTermination()  # raises the error of a query that failed meanwhile
         progress.update(name, query.recentProgress)
     report(f"stream done: {progress.line()}")
 
