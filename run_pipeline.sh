@@ -14,12 +14,15 @@ KEEP_SERVICES="${PIPELINE_KEEP_SERVICES:-0}"
 STREAM="${PIPELINE_STREAM:-0}"
 PRESTART="${PIPELINE_PRESTART_SPARK:-1}"
 WARM_UP="${PIPELINE_WARM_UP:-1}"
+BACKLOG_MAX="${PIPELINE_BACKLOG_MAX:-100000}"
 
 usage() {
     cat <<USAGE
 Usage: ./run_pipeline.sh [--count N] [--rate R] [--stream] [--keep-services]
 
-  --count N         triplets to post, extract and analyse (default 500; env PIPELINE_COUNT)
+  --count N         triplets to post, extract and analyse (default 500; env PIPELINE_COUNT). The batch also
+                    takes what the topics held before the run and no batch has taken yet (records posted by
+                    hand, idx left pending): up to PIPELINE_BACKLOG_MAX more triplets (default 100000)
   --rate R          emulator triplets per second, 0 = as fast as possible (default 0; env PIPELINE_RATE)
   --stream          also run the streaming notebook (availableNow) over the topics, beside the batch one; its tables and
                     checkpoints go to \$STREAM_DIR (default stream_data) and carry on from run to run
@@ -47,6 +50,7 @@ while (( $# )); do
     esac
 done
 [[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || { say "error: --count must be a positive integer" >&2; exit 2; }
+[[ "$BACKLOG_MAX" =~ ^[0-9]+$ ]] || { say "error: PIPELINE_BACKLOG_MAX must be 0 or a positive integer" >&2; exit 2; }
 
 BATCH_DIR="${BATCH_DIR:-batch_data}"
 STREAM_DIR="${STREAM_DIR:-stream_data}"
@@ -152,13 +156,37 @@ if [[ -z "${DATABASE_URL:-}" ]] && { [[ "$KEEP_SERVICES" == 1 ]] || $PY -m pinpi
     export KEEP_DATABASE_RUNNING=1
 fi
 
+# What the topics hold that no batch has taken yet (posted by hand, or pending since an earlier run): the
+# batch takes it too, oldest first, up to BACKLOG_MAX triplets more than this run posts, and the summary
+# counts it apart from this run's posts. Measured before posting; unknown (a warning) if the broker will not say.
+BACKLOG_ARGS=()
+TAKE="$COUNT"
+BACKLOG=""
+if $PY -m pinpipe.extraction.backlog --limit $(( BACKLOG_MAX + 1 )) > "$LOG_DIR/backlog.log" 2>&1; then
+    BACKLOG="$(sed -n -e 's/^backlog: \([0-9]*\) triplets at most$/\1/p' \
+        -e 's/^backlog: at least \([0-9]*\) records a topic.*/\1/p' "$LOG_DIR/backlog.log")"
+fi
+if [[ -n "$BACKLOG" ]]; then
+    BACKLOG_ARGS=(--backlog "$BACKLOG" --backlog-max "$BACKLOG_MAX")
+    TAKE=$(( COUNT + (BACKLOG < BACKLOG_MAX ? BACKLOG : BACKLOG_MAX) ))
+    if (( BACKLOG > BACKLOG_MAX )); then
+        say "==> backlog: the topics hold more than PIPELINE_BACKLOG_MAX=$BACKLOG_MAX triplets' worth of records from before this run;" \
+            "the batch takes the oldest $TAKE triplets, and what it leaves (some of this run's posts) waits for later runs"
+    elif (( BACKLOG > 0 )); then
+        say "==> backlog: the topics hold up to $BACKLOG triplets from before this run; the batch takes them too"
+    fi
+else
+    say "warning: could not measure what the topics held before this run (see $LOG_DIR/backlog.log);" \
+        "the batch takes at most $COUNT triplets" >&2
+fi
+
 stage poster "$LOG_DIR/poster.log" $PY data_poster.py --count "$COUNT" --rate "$RATE"
 POSTED="$(sed -n 's/^triplets acknowledged by Kafka: \([0-9]*\)$/\1/p' "$LOG_DIR/poster.log" | tail -n 1)"
 
 # Everything is in Kafka by now. The emulator samples with replacement, so N posts hold fewer than N
 # distinct idx: the batch is every complete triplet there is (--allow-partial), repeats counted as duplicates;
 # --until-end stops at the end of the topics instead of waiting out --timeout.
-stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$COUNT" --timeout 5 --allow-partial --until-end --no-progress
+stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$TAKE" --timeout 5 --allow-partial --until-end --no-progress
 
 # Nothing reads Kafka after this unless the stream runs: stop it while Spark works (cleanup waits for it).
 if [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 && "$STREAM" != 1 ]]; then
@@ -183,4 +211,4 @@ fi
 rm -f "$BATCH_WRITTEN"
 
 TIMINGS+=("--timing" "total=$((SECONDS - started_all))")
-$PY -m pinpipe.pipeline_summary --batch-dir "$BATCH_DIR" --posted "${POSTED:-0}" "${STREAM_ARGS[@]}" "${TIMINGS[@]}"
+$PY -m pinpipe.pipeline_summary --batch-dir "$BATCH_DIR" --posted "${POSTED:-0}" "${BACKLOG_ARGS[@]}" "${STREAM_ARGS[@]}" "${TIMINGS[@]}"

@@ -358,3 +358,43 @@ def test_until_end_stops_at_the_end_of_the_topics_instead_of_waiting_for_the_tim
     assert run.returncode == 0, run.stderr
     assert "pending: 5" in run.stdout
     assert sorted(i for batch in written_idx_per_batch(tmp_path) for i in batch) == list(range(40))
+
+
+def test_backlog_counts_the_records_the_extractor_would_take_next(kafka_bootstrap, topics, tmp_path):
+    from kafka import KafkaProducer
+
+    from pinpipe.extraction.backlog import measure
+
+    settings = settings_for(kafka_bootstrap, topics, tmp_path / "batches")
+    group = f"g-{settings.pin_topic}"
+    rows = triplet_rows(17, seed=3)
+    idx = list(rows)
+    # Written as the poster writes: in transactions, whose markers take offsets; an aborted one is not there.
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"t-{topics['pin']}")
+    producer.init_transactions()
+    for chosen, commit in ((idx[:10], True), (idx[10:15], False)):
+        producer.begin_transaction()
+        send_all(producer, topics, {i: rows[i] for i in chosen})
+        producer.commit_transaction() if commit else producer.abort_transaction()
+    producer.close()
+    assert measure(settings, group).records == {topics["pin"]: 10, topics["geo"]: 10, topics["user"]: 10}
+
+    # Two pins without siblings: the batch takes the ten triplets and carries the two.
+    plain = make_producer(kafka_bootstrap)
+    for i in idx[15:]:
+        send(plain, topics, "pin", rows[i]["pin"])
+    plain.flush()
+    result = run_extractor(settings, group, count=100, until_end=True, allow_partial=True)
+    assert [m.rows for m in result.batches] == [10] and result.pending == 2
+    backlog = measure(settings, group)
+    assert backlog.records == {topics["pin"]: 2, topics["geo"]: 0, topics["user"]: 0} and backlog.triplets == 0
+
+    # Another group with its own batches owes everything committed; --limit stops the count early.
+    other = tmp_path / "other"
+    assert measure(settings, "another", other).records == {topics["pin"]: 12, topics["geo"]: 10, topics["user"]: 10}
+    limited = measure(settings, "another", other, limit=3)
+    assert not limited.counted_all and min(limited.records.values()) >= 3
+    # A topic that does not exist yet holds nothing.
+    missing = get_settings(kafka_bootstrap_servers=kafka_bootstrap, pin_topic="no_such_topic_" + topics["pin"],
+                           geo_topic=topics["geo"], user_topic=topics["user"], batch_dir=other)
+    assert measure(missing, "another").records["no_such_topic_" + topics["pin"]] == 0
