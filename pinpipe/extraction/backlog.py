@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pinpipe.common.config import Settings, get_settings
 from pinpipe.common.logs import setup_logging
-from pinpipe.extraction import batch_store
+from pinpipe.extraction.group import resume_points_for, topic_ids
 from pinpipe.extraction.ledger import Ledger
 
 
@@ -58,7 +58,8 @@ def measure(settings: Settings, group_id: str | None = None, batch_dir: Path | N
         committed = {tp: meta.offset for tp, meta in _group_offsets(admin, group_id, partitions, timeout_s).items()
                      if meta.offset >= 0}  # -1: never committed
         ledger = Ledger()
-        resume = batch_store.resume_points(batch_store.read_manifests(Path(batch_dir or settings.batch_dir)))
+        resume = resume_points_for(Path(batch_dir or settings.batch_dir), topic_ids(consumer, settings.topics.values()),
+                                   ends)
         read_from = {tp: ledger.resume(tp, resume.get((tp.topic, tp.partition)), committed.get(tp, starts[tp]))
                      for tp in partitions}
         to_read = [tp for tp in partitions if read_from[tp] < ends[tp]]

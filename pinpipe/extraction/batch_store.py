@@ -75,6 +75,9 @@ class Manifest:
     cursors: dict[str, dict[str, int]]
     carried: dict[str, dict[str, list[int]]]
     group_id: str = ""
+    # topic -> Kafka's id of the log the offsets refer to: a topic deleted and created again, or the same name on
+    # another cluster, is another log whose offsets start again (empty in manifests written before it was kept)
+    topic_ids: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -82,14 +85,14 @@ class Manifest:
             "batch_id": self.batch_id, "created": self.created, "rows": self.rows,
             "duplicates": self.duplicates, "rejected": self.rejected, "pending": self.pending,
             "offsets": self.offsets, "cursors": self.cursors, "carried": self.carried,
-            "group_id": self.group_id, **self.extra,
+            "group_id": self.group_id, "topic_ids": self.topic_ids, **self.extra,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         known = {"batch_id", "created", "rows", "duplicates", "rejected", "pending", "offsets", "cursors",
-                 "carried", "group_id"}
-        return cls(**{k: data.get(k, {} if k in ("offsets", "cursors", "carried") else 0) for k in known
+                 "carried", "group_id", "topic_ids"}
+        return cls(**{k: data.get(k, {} if k in ("offsets", "cursors", "carried", "topic_ids") else 0) for k in known
                       if k != "group_id"}, group_id=data.get("group_id", ""),
                    extra={k: v for k, v in data.items() if k not in known})
 
@@ -244,28 +247,39 @@ class PartitionResume:
         return min(self.carried, default=self.cursor) if self.carried else self.cursor
 
 
-def resume_points(manifests: list[Manifest]) -> dict[TopicPartitionKey, PartitionResume]:
-    """For each partition, the resume point recorded by the newest manifest that owned it."""
+def resume_points(manifests: list[Manifest], topic_ids: dict[str, str] | None = None,
+                  ) -> dict[TopicPartitionKey, PartitionResume]:
+    """For each partition, the resume point recorded by the newest manifest that owned it and read the same log:
+    a manifest whose id for a topic differs from `topic_ids` (topic -> the id it has now) read another log."""
     points: dict[TopicPartitionKey, PartitionResume] = {}
     for manifest in manifests:  # oldest first: newer ones overwrite
         for topic, cursors in manifest.cursors.items():
+            if not same_log(manifest.topic_ids.get(topic), (topic_ids or {}).get(topic)):
+                continue
             for partition, cursor in cursors.items():
                 carried = manifest.carried.get(topic, {}).get(partition, [])
                 points[(topic, int(partition))] = PartitionResume(manifest.batch_id, int(cursor), frozenset(carried))
     return points
 
 
+def same_log(recorded: str | None, current: str | None) -> bool:
+    """Whether a manifest's topic id and the topic's id now name one log (unknown on either side: assumed)."""
+    return not (recorded and current) or recorded == current
+
+
 def verify(batch_dir: Path) -> list[str]:
-    """Check the manifests: per partition, offset ranges never overlap and leave no gap between batches."""
+    """Check the manifests: per partition, offset ranges never overlap and leave no gap between batches (of one
+    log: a topic created again, or another cluster's, starts its offsets again)."""
     problems: list[str] = []
-    ranges: dict[TopicPartitionKey, list[tuple[int, int, str]]] = {}
+    ranges: dict[tuple[str, str, int], list[tuple[int, int, str]]] = {}
     for manifest in read_manifests(batch_dir):
         for topic, parts in manifest.offsets.items():
             for partition, (first, last) in parts.items():
                 if first > last:
                     problems.append(f"{manifest.batch_id}: {topic}[{partition}] has an empty range {first}..{last}")
-                ranges.setdefault((topic, int(partition)), []).append((first, last, manifest.batch_id))
-    for (topic, partition), spans in sorted(ranges.items()):
+                log_id = manifest.topic_ids.get(topic, "")
+                ranges.setdefault((topic, log_id, int(partition)), []).append((first, last, manifest.batch_id))
+    for (topic, _, partition), spans in sorted(ranges.items()):
         spans.sort()
         for (_, last, before), (first, _, after) in zip(spans, spans[1:]):
             if first <= last:

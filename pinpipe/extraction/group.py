@@ -55,6 +55,41 @@ def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
     return False
 
 
+def topic_ids(consumer: KafkaConsumer, topics) -> dict[str, str]:
+    """topic -> Kafka's id of its log (KIP-516), from the client's metadata; kafka-python has no public accessor,
+    so a client without one gives none (and manifests then carry no ids)."""
+    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+    ids = {topic: getattr(cluster, "topic_id", lambda _: None)(topic) for topic in topics}
+    return {topic: str(topic_id) for topic, topic_id in ids.items() if topic_id}
+
+
+def resume_points_for(batch_dir: Path, ids: dict[str, str], ends: dict[TopicPartition, int],
+                      ) -> dict[batch_store.TopicPartitionKey, batch_store.PartitionResume]:
+    """The batches' resume points for the partitions in `ends` (their end offsets now), leaving out those of
+    another log by the same name: a topic created again, or the same name on another cluster (a single broker
+    and the three-broker cluster keep separate logs). Either would make the extractor skip records it never
+    wrote. Manifests carry each log's id; older ones without it are caught when their cursor lies beyond the
+    log's end."""
+    manifests = batch_store.read_manifests(batch_dir)
+    points = batch_store.resume_points(manifests, ids)
+    newest = batch_store.resume_points(manifests)  # whatever the log
+    if foreign := sorted({tp.topic for tp in ends if (tp.topic, tp.partition) in newest
+                          and newest[(tp.topic, tp.partition)] != points.get((tp.topic, tp.partition))}):
+        log.warning("the newest batches in %s read other logs named %s (created again, or on another cluster); "
+                    "their offsets do not apply here, so these topics resume from their own batches, else from the "
+                    "group's committed offsets or their start", batch_dir, ", ".join(foreign))
+    beyond = sorted((tp, points[(tp.topic, tp.partition)]) for tp, end in ends.items()
+                    if (tp.topic, tp.partition) in points and points[(tp.topic, tp.partition)].cursor > end)
+    if beyond:
+        log.warning("batches in %s end beyond the end of these logs: %s; they read other logs of these names (created "
+                    "again, or on another cluster), so these partitions resume from the group's committed offsets or "
+                    "their start", batch_dir, ", ".join(f"{tp.topic}[{tp.partition}] (batch {point.batch_id} at "
+                                                       f"{point.cursor}, log end {ends[tp]})" for tp, point in beyond))
+    for tp, _ in beyond:
+        del points[(tp.topic, tp.partition)]
+    return points
+
+
 class GroupJoinTimeout(KafkaTimeoutError):
     """The broker answers but the consumer group assigned no partitions in time."""
 
@@ -220,7 +255,9 @@ class GroupMember(ConsumerRebalanceListener):
     def _position(self) -> None:
         assigned, self._to_position = self._to_position, set()
         self.joining = False
-        resume = batch_store.resume_points(batch_store.read_manifests(self.batch_dir))
+        self._ends = self.consumer.end_offsets(list(assigned))  # read_committed: the last stable offsets
+        resume = resume_points_for(self.batch_dir, topic_ids(self.consumer, {tp.topic for tp in assigned}),
+                                   self._ends)
         fresh = [tp for tp in assigned if (tp.topic, tp.partition) not in resume]
         beginnings = self.consumer.beginning_offsets(fresh) if fresh else {}
         for tp in assigned:
@@ -232,9 +269,12 @@ class GroupMember(ConsumerRebalanceListener):
                             point.commit_offset)
             start = committed if committed is not None else beginnings.get(tp, 0)
             self.consumer.seek(tp, self.ledger.resume(tp, point, start))
-        self._ends = self.consumer.end_offsets(list(assigned))  # read_committed: the last stable offsets
         self.consumer.resume(*assigned)
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "nothing")
+
+    def topic_ids(self) -> dict[str, str]:
+        """Kafka's id of each of the three topics' logs, as far as the client's metadata knows them."""
+        return topic_ids(self.consumer, self.settings.kind_by_topic)
 
     def at_end(self) -> bool:
         """Every assigned partition is read up to where its log ended when it was assigned."""

@@ -195,6 +195,28 @@ class CheckpointMismatch(ValueError):
     """A table holds batches its query's checkpoint does not know: running would lose or mix records."""
 
 
+class OffsetsOfAnotherLog(CheckpointMismatch):
+    """A query's checkpoint reached further into a partition than its log now holds: the checkpoints were written
+    against other logs by these names."""
+
+
+# Spark's Kafka source, finding a checkpointed offset beyond the end of a partition (its failOnDataLoss check)
+OTHER_LOG = re.compile(r"Partition (\S+?)(?:'s)? offset was changed from (\d+) to (\d+)")
+
+
+def _another_log(name: str, error: object) -> OffsetsOfAnotherLog | None:
+    """The failure of query `name` said as what it means here, when it is a checkpoint of another log."""
+    if not (found := OTHER_LOG.search(str(error))):
+        return None
+    partition, checkpointed, end = found.groups()
+    return OffsetsOfAnotherLog(
+        f"query {name}'s checkpoint read {partition} up to offset {checkpointed}, but that log ends at {end} now: "
+        "the checkpoints were written against other logs by these topic names (the topics were created again, or "
+        "this is another Kafka: a single broker and the three-broker cluster keep separate logs). Give this Kafka "
+        "checkpoint and output folders of its own (checkpoint_dir and output_dir; --checkpoint-dir and "
+        "--output-dir), or move both folders aside to start afresh")
+
+
 def _latest_batch(log_dir: Path) -> int | None:
     """The highest batch id in a streaming log directory (entries named N or N.compact), None when it has none."""
     if not log_dir.is_dir():
@@ -300,7 +322,8 @@ def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] 
               every_s: float = 10.0) -> None:
     """Wait for the queries to finish (availableNow: once what the topics held is processed; an interval trigger:
     until stopped), reporting every `every_s` seconds, once records have come and when it changed, the records
-    each has read so far, and at the end. A failed query raises its error here, at once.
+    each has read so far, and at the end. A failed query raises its error here, at once (OffsetsOfAnotherLog,
+    the others stopped, when its checkpoint belongs to another log).
 
     It polls rather than blocking in awaitTermination: pyspark's Ctrl-C handler calls the JVM itself, which
     inside another blocked py4j call fails with "reentrant call" tracebacks."""
@@ -311,7 +334,10 @@ def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] 
         for name, query in list(running.items()):  # one isActive call each (a round trip on Spark Connect)
             if not query.isActive:
                 del running[name]
-                if query.exception() is not None:
+                if (error := query.exception()) is not None:
+                    if another_log := _another_log(name, error):
+                        stop_all(queries)
+                        raise another_log from None
                     query.awaitTermination()  # raises the query's error
         if running and time.monotonic() >= next_report:
             next_report += every_s
@@ -426,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         stop_all(queries)
         return 130
+    except OffsetsOfAnotherLog as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     counts = row_counts(spark, config)
     write_summary(counts, config)
     print(" ".join(f"{name}={count}" for name, count in counts.items()))

@@ -398,3 +398,52 @@ def test_backlog_counts_the_records_the_extractor_would_take_next(kafka_bootstra
     missing = get_settings(kafka_bootstrap_servers=kafka_bootstrap, pin_topic="no_such_topic_" + topics["pin"],
                            geo_topic=topics["geo"], user_topic=topics["user"], batch_dir=other)
     assert measure(missing, "another").records["no_such_topic_" + topics["pin"]] == 0
+
+
+def foreign_manifest(batch_dir: Path, topics: dict[str, str], cursor: int, topic_ids: dict[str, str]) -> None:
+    """A batch as an extractor left it after reading another log of these names (a single broker's, say, when
+    these topics are the cluster's): cursor `cursor` on every partition, nothing carried."""
+    from pinpipe.extraction.batch_store import Manifest
+
+    manifest = Manifest(batch_id="20200101T000000000000Z-elsewhere-1", created="2020-01-01T00:00:00+00:00", rows=0,
+                        duplicates=0, rejected=0, pending=0,
+                        offsets={t: {str(p): [0, cursor - 1] for p in range(3)} for t in topics.values()},
+                        cursors={t: {str(p): cursor for p in range(3)} for t in topics.values()}, carried={},
+                        group_id="g", topic_ids=topic_ids)
+    batch_store.write_batch(batch_dir, manifest, [], [])
+
+
+def test_batches_of_another_log_by_the_same_name_do_not_make_the_extractor_skip_records(kafka_bootstrap, topics,
+                                                                                         tmp_path):
+    """Switching from the single broker to the cluster (or recreating the topics) under the same BATCH_DIR: the old
+    batches' cursors belong to other logs. Followed, they made the extractor skip every record below them, unseen
+    and never written. Older manifests (no topic ids) are caught by a cursor beyond the log's end; newer ones by
+    Kafka's topic id, even where the new log has grown past the old cursor."""
+    from kafka import KafkaAdminClient
+
+    from pinpipe.extraction.backlog import measure
+
+    producer = make_producer(kafka_bootstrap)
+    rows = triplet_rows(30, seed=8)
+    send_all(producer, topics, rows)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    ids = {t["name"]: str(t["topic_id"]) for t in admin.describe_topics(list(topics.values()))}
+    admin.close()
+
+    legacy, recreated = tmp_path / "legacy", tmp_path / "recreated"
+    foreign_manifest(legacy, topics, cursor=100_000, topic_ids={})  # beyond the end of these logs
+    foreign_manifest(recreated, topics, cursor=3, topic_ids={t: "8f2b3c6e-0000-4000-8000-000000000000"
+                                                             for t in topics.values()})  # within them
+    for batch_dir in (legacy, recreated):
+        settings = settings_for(kafka_bootstrap, topics, batch_dir)
+        group = f"g-{batch_dir.name}-{topics['pin']}"
+        assert measure(settings, group).triplets == 30
+        result = run_extractor(settings, group, count=100, until_end=True, allow_partial=True)
+        assert [m.rows for m in result.batches] == [30], batch_dir.name
+        [written] = [idx for idx in written_idx_per_batch(batch_dir) if idx]
+        assert sorted(written) == sorted(rows)
+        newest = batch_store.read_manifests(batch_dir)[-1]
+        assert newest.topic_ids == ids  # as the admin API names them
+        assert batch_store.verify(batch_dir) == []  # two logs' ranges: neither overlapping nor a gap
+        # The new batch, of this log, is the one the next run resumes from: nothing is read twice.
+        assert measure(settings, group).records == dict.fromkeys(topics.values(), 0)

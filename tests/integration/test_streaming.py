@@ -351,3 +351,32 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
                 .select("topic", "partition", "offset").collect()]
     assert sorted(rejected) == sorted(poison)
     assert commits_done(tmp_path) >= 4  # three runs committed a micro-batch before their kill, then the last
+
+
+def test_checkpoints_of_topics_since_created_again_are_named_as_such_and_every_query_stopped(spark, kafka_bootstrap,
+                                                                                            tmp_path):
+    """The same topic names on another Kafka (the single broker's checkpoints, then the three-broker cluster) or
+    created again: each partition's log starts again at 0, below the checkpoints' offsets. Spark's error names its
+    failOnDataLoss option; this says what happened and what to do, and stops the other queries."""
+    from kafka import KafkaAdminClient
+
+    from pinpipe.common.topics import create_topics, fresh_topics
+
+    topics = fresh_topics(kafka_bootstrap, "recreated")
+    rows = triplet_rows(30, seed=4)
+    send_all(make_producer(kafka_bootstrap), topics, rows)
+    config = streaming.StreamConfig(kafka_bootstrap, topics, str(tmp_path / "tables"), str(tmp_path / "checkpoints"))
+    streaming.await_all(streaming.start(spark, config), report=lambda line: None)
+
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.delete_topics(list(topics.values()))
+    deadline = time.monotonic() + 60
+    while set(topics.values()) & set(admin.list_topics()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    admin.close()
+    create_topics(kafka_bootstrap, topics)
+    send_all(make_producer(kafka_bootstrap), topics, {idx: rows[idx] for idx in list(rows)[:2]})
+    with pytest.raises(streaming.OffsetsOfAnotherLog, match=r"checkpoint read recreated_\w+\.\w+-\d up to offset "
+                                                            r"\d+, but that log ends at \d+ now"):
+        streaming.await_all(streaming.start(spark, config), report=lambda line: None)
+    assert spark.streams.active == []

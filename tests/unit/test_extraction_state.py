@@ -62,3 +62,32 @@ def test_a_partition_without_a_manifest_starts_where_the_group_left_it_and_commi
     assert "2" not in closing.offsets["t.geo"] and closing.cursors["t.geo"]["2"] == 4 and closing.commits[quiet] == 4
     ledger.forget()
     assert not ledger.owns(tp)
+
+
+def _manifest(batch_id: str, cursor: int, topic_id: str | None):
+    from pinpipe.extraction.batch_store import Manifest
+
+    return Manifest(batch_id=batch_id, created="", rows=0, duplicates=0, rejected=0, pending=0,
+                    offsets={"t": {"0": [0, cursor - 1]}}, cursors={"t": {"0": cursor}}, carried={},
+                    topic_ids={"t": topic_id} if topic_id else {})
+
+
+def test_a_partition_resumes_from_the_newest_batch_of_its_own_log():
+    from pinpipe.extraction.batch_store import resume_points
+
+    # Single broker (no ids recorded yet), then the cluster (id C), then back on the single broker (id S).
+    manifests = [_manifest("1", 500, None), _manifest("2", 40, "C")]
+    assert resume_points(manifests, {"t": "S"})[("t", 0)].cursor == 500
+    assert resume_points(manifests, {"t": "C"})[("t", 0)].cursor == 40
+    assert resume_points(manifests)[("t", 0)].cursor == 40  # ids unknown: the newest, as before
+    assert resume_points([_manifest("2", 40, "C")], {"t": "S"}) == {}
+
+
+def test_verify_checks_each_log_of_a_name_apart(tmp_path):
+    from pinpipe.extraction import batch_store
+
+    for manifest in (_manifest("1", 500, "S"), _manifest("2", 40, "C")):  # each from offset 0
+        batch_store.write_batch(tmp_path, manifest, [], [])
+    assert batch_store.verify(tmp_path) == []
+    batch_store.write_batch(tmp_path, _manifest("3", 30, "C"), [], [])  # C's offsets 0..29 again
+    assert batch_store.verify(tmp_path) == ["t[0]: 3 and 2 overlap at offset 0"]
