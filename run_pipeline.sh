@@ -186,11 +186,11 @@ POSTED="$(sed -n 's/^triplets acknowledged by Kafka: \([0-9]*\)$/\1/p' "$LOG_DIR
 # Everything is in Kafka by now. The emulator samples with replacement, so N posts hold fewer than N
 # distinct idx: the batch is every complete triplet there is (--allow-partial), repeats counted as duplicates;
 # --until-end stops at the end of the topics instead of waiting out --timeout.
-newest_batch() { { ls -1 "$BATCH_DIR/batches" 2>/dev/null || true; } | { grep '^[0-9]' || true; } | sort | tail -n 1; }
-BATCH_BEFORE="$(newest_batch)"
+batches_written() { { ls -1 "$BATCH_DIR/batches" 2>/dev/null || true; } | { grep -c '^[0-9]' || true; }; }
+BATCHES_BEFORE="$(batches_written)"
 stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$TAKE" --timeout 5 --allow-partial --until-end --no-progress
 
-if [[ "$(newest_batch)" == "$BATCH_BEFORE" ]]; then  # the notebook would analyse an older batch
+if (( $(batches_written) == BATCHES_BEFORE )); then  # the notebook would analyse an older batch
     say "error: stage 'extractor' wrote no batch: none of this run's $POSTED triplets reached it complete." \
         "Log: $LOG_DIR/extractor.log" >&2
     tail -n 25 "$LOG_DIR/extractor.log" >&2

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pinpipe.common.config import Settings, get_settings
 from pinpipe.common.logs import setup_logging
-from pinpipe.extraction.group import resume_points_for, topic_ids
+from pinpipe.extraction.group import resume_points_for, topic_ids, usable_committed
 from pinpipe.extraction.ledger import Ledger
 
 
@@ -55,13 +55,14 @@ def measure(settings: Settings, group_id: str | None = None, batch_dir: Path | N
             return Backlog(group_id, records)
         ends = consumer.end_offsets(partitions)  # read_committed: the last stable offsets
         starts = consumer.beginning_offsets(partitions)
-        committed = {tp: meta.offset for tp, meta in _group_offsets(admin, group_id, partitions, timeout_s).items()
-                     if meta.offset >= 0}  # -1: never committed
+        offsets = _group_offsets(admin, group_id, partitions, timeout_s)
+        committed = usable_committed({tp: offsets[tp].offset if tp in offsets and offsets[tp].offset >= 0 else None
+                                      for tp in partitions}, ends)  # -1: never committed
         ledger = Ledger()
         resume = resume_points_for(Path(batch_dir or settings.batch_dir), topic_ids(consumer, settings.topics.values()),
                                    ends)
-        read_from = {tp: ledger.resume(tp, resume.get((tp.topic, tp.partition)), committed.get(tp, starts[tp]))
-                     for tp in partitions}
+        read_from = {tp: ledger.resume(tp, resume.get((tp.topic, tp.partition)),
+                                       starts[tp] if committed[tp] is None else committed[tp]) for tp in partitions}
         to_read = [tp for tp in partitions if read_from[tp] < ends[tp]]
         if not to_read:
             return Backlog(group_id, records)

@@ -90,6 +90,19 @@ def resume_points_for(batch_dir: Path, ids: dict[str, str], ends: dict[TopicPart
     return points
 
 
+def usable_committed(committed: dict[TopicPartition, int | None], ends: dict[TopicPartition, int],
+                     ) -> dict[TopicPartition, int | None]:
+    """The group's committed offsets, less those beyond their log's end (None, as if never committed): the group
+    committed them on another log by the same name. Followed, the consumer would be reset to the log's start and
+    the extractor skip every record below them as already written."""
+    beyond = sorted(tp for tp, offset in committed.items() if offset is not None and tp in ends and offset > ends[tp])
+    if beyond:
+        log.warning("the group's committed offsets lie beyond the end of %s: committed on other logs of these names "
+                    "(created again, or on another cluster); reading these partitions from their start",
+                    ", ".join(f"{tp.topic}[{tp.partition}] ({committed[tp]} > {ends[tp]})" for tp in beyond))
+    return {tp: None if tp in beyond else offset for tp, offset in committed.items()}
+
+
 class GroupJoinTimeout(KafkaTimeoutError):
     """The broker answers but the consumer group assigned no partitions in time."""
 
@@ -258,11 +271,12 @@ class GroupMember(ConsumerRebalanceListener):
         self._ends = self.consumer.end_offsets(list(assigned))  # read_committed: the last stable offsets
         resume = resume_points_for(self.batch_dir, topic_ids(self.consumer, {tp.topic for tp in assigned}),
                                    self._ends)
-        fresh = [tp for tp in assigned if (tp.topic, tp.partition) not in resume]
+        committed_offsets = usable_committed({tp: self.consumer.committed(tp) for tp in assigned}, self._ends)
+        fresh = [tp for tp in assigned if (tp.topic, tp.partition) not in resume and committed_offsets[tp] is None]
         beginnings = self.consumer.beginning_offsets(fresh) if fresh else {}
         for tp in assigned:
             point = resume.get((tp.topic, tp.partition))
-            committed = self.consumer.committed(tp)
+            committed = committed_offsets[tp]
             if point is not None and committed is not None and committed != point.commit_offset:
                 log.warning("%s[%d]: committed offset %s disagrees with batch %s (resume at %d); following the "
                             "batch, which was written durably", tp.topic, tp.partition, committed, point.batch_id,

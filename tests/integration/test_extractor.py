@@ -413,12 +413,40 @@ def foreign_manifest(batch_dir: Path, topics: dict[str, str], cursor: int, topic
     batch_store.write_batch(batch_dir, manifest, [], [])
 
 
+def commit_beyond_the_end(bootstrap: str, group: str, partitions: list, offset: int, timeout_s: float = 60) -> None:
+    """Commit `offset` for `group` on every partition, and wait until the group's coordinator shows it: on a new
+    broker the coordinator is not there at first, or moves while the offsets topic loads (commits then made
+    were seen to vanish)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+    from kafka.structs import OffsetAndMetadata
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                admin.alter_group_offsets(group, {tp: OffsetAndMetadata(offset, "", None) for tp in partitions})
+                shown = admin.list_group_offsets({group: partitions})[group]
+                if all(shown[tp].offset == offset for tp in partitions):
+                    return
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"group {group}'s offsets not committed within {timeout_s:g} s")
+            time.sleep(0.5)
+    finally:
+        admin.close()
+
+
 def test_batches_of_another_log_by_the_same_name_do_not_make_the_extractor_skip_records(kafka_bootstrap, topics,
                                                                                          tmp_path):
     """Switching from the single broker to the cluster (or recreating the topics) under the same BATCH_DIR: the old
     batches' cursors belong to other logs. Followed, they made the extractor skip every record below them, unseen
     and never written. Older manifests (no topic ids) are caught by a cursor beyond the log's end; newer ones by
-    Kafka's topic id, even where the new log has grown past the old cursor."""
+    Kafka's topic id, even where the new log has grown past the old cursor; a group's committed offsets beyond
+    the log's end likewise."""
     from kafka import KafkaAdminClient
 
     from pinpipe.extraction.backlog import measure
@@ -430,11 +458,14 @@ def test_batches_of_another_log_by_the_same_name_do_not_make_the_extractor_skip_
     ids = {t["name"]: str(t["topic_id"]) for t in admin.describe_topics(list(topics.values()))}
     admin.close()
 
-    legacy, recreated = tmp_path / "legacy", tmp_path / "recreated"
+    legacy, recreated, committed = tmp_path / "legacy", tmp_path / "recreated", tmp_path / "committed"
     foreign_manifest(legacy, topics, cursor=100_000, topic_ids={})  # beyond the end of these logs
     foreign_manifest(recreated, topics, cursor=3, topic_ids={t: "8f2b3c6e-0000-4000-8000-000000000000"
                                                              for t in topics.values()})  # within them
-    for batch_dir in (legacy, recreated):
+    # No batches, but the group's offsets committed on another log: beyond the end of these.
+    commit_beyond_the_end(kafka_bootstrap, f"g-committed-{topics['pin']}",
+                          [TopicPartition(t, p) for t in topics.values() for p in range(3)], 100_000)
+    for batch_dir in (legacy, recreated, committed):
         settings = settings_for(kafka_bootstrap, topics, batch_dir)
         group = f"g-{batch_dir.name}-{topics['pin']}"
         assert measure(settings, group).triplets == 30
