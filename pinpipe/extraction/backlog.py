@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pinpipe.common.config import Settings, get_settings
 from pinpipe.common.logs import setup_logging
-from pinpipe.extraction.group import resume_points_for, topic_ids, usable_committed
+from pinpipe.extraction.group import reachable, resume_points_for, topic_ids, usable_committed
 from pinpipe.extraction.ledger import Ledger
 
 
@@ -140,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--limit must be a positive integer")
     setup_logging(False)
     settings = get_settings()
+    if not reachable(settings.kafka_bootstrap_servers):  # rather than the client's 30 s of retries
+        print(f"error: cannot reach Kafka at {settings.kafka_bootstrap_servers}; is the broker running "
+              "(./start_kafka.sh) and KAFKA_BOOTSTRAP_SERVERS right?", file=sys.stderr)
+        return 1
     try:
         backlog = measure(settings, args.group_id, limit=args.limit)
     except Exception as exc:  # one line for the person at the terminal

@@ -110,6 +110,19 @@ def test_cli_help_and_usage_errors():
     assert bad.returncode == 2 and "--count must be a positive integer" in bad.stderr
 
 
+def test_the_backlog_command_says_when_kafka_is_not_there_and_refuses_a_bad_limit():
+    from tests.conftest import free_port
+
+    def run(*args):
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"}
+        return subprocess.run([sys.executable, "-m", "pinpipe.extraction.backlog", *args], capture_output=True,
+                              text=True, env=env, cwd=PROJECT_ROOT, timeout=60)
+    down = run()
+    assert down.returncode == 1 and "error: cannot reach Kafka at 127.0.0.1:" in down.stderr and down.stdout == ""
+    bad = run("--limit", "0")
+    assert bad.returncode == 2 and "--limit must be a positive integer" in bad.stderr
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_neither_loses_nor_duplicates(kafka_bootstrap, topics, tmp_path):
     """Kill the extractor with SIGKILL 12 times while data flows; the manifests must still add up."""
