@@ -29,7 +29,7 @@ def summarise(batch_dir: Path, posted: int, timings: dict[str, float], stream_di
     read_rows = quality.get("input_rows", {})
     written = newest.rows if newest else 0
     problems = disagreements(newest, posted, csv_rows, read_rows, len(results), backlog)
-    earlier = written + (newest.duplicates // 3 if newest else 0) - posted
+    earlier = from_before(newest, posted) if newest else 0
     agree = not problems
     lines = [
         "Pipeline summary",
@@ -59,6 +59,12 @@ class HeldBefore:
     limit: int
 
 
+def from_before(newest: batch_store.Manifest, posted: int) -> int:
+    """Triplets in the batch that this run did not post (negative: posts missing from it). Posted triplets =
+    distinct idx written + repeats of an idx (the emulator samples with replacement)."""
+    return newest.rows + newest.duplicates // 3 - posted
+
+
 def capped(newest: batch_store.Manifest, posted: int, backlog: HeldBefore | None) -> bool:
     """The extractor stopped at `posted + limit` triplets, oldest first, short of the end of the topics."""
     return backlog is not None and backlog.triplets > backlog.limit and newest.rows >= posted + backlog.limit
@@ -73,9 +79,7 @@ def disagreements(newest: batch_store.Manifest | None, posted: int, csv_rows: di
         return ["the extractor wrote no batch"]
     problems = []
     written, repeats = newest.rows, newest.duplicates // 3
-    # Posted triplets = distinct idx written + repeats of an idx (the emulator samples with replacement); what is
-    # left over came from before the run.
-    earlier = written + repeats - posted
+    earlier = from_before(newest, posted)
     held = (f"the batch holds {written} distinct triplets (+ {repeats} repeated idx) where this run posted "
             f"{posted}")
     if capped(newest, posted, backlog):

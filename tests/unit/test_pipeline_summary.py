@@ -24,41 +24,43 @@ def test_records_from_before_the_run_are_named_as_the_cause_and_nothing_as_lost(
     assert "topics held records from before this run" in problems[0] and "178 idx stay pending" in problems[0]
 
 
+def with_backlog(rows: int, duplicates: int, pending: int, triplets: int, limit: int) -> list[str]:
+    """The check on a run that posted 500, whose batch, CSVs and Spark all hold `rows` rows."""
+    counts = {k: rows for k in ROWS}
+    return disagreements(manifest(rows, duplicates, pending), 500, counts, counts, 9, HeldBefore(triplets, limit))
+
+
 def test_a_batch_with_the_backlog_measured_before_the_run_agrees():
     # 500 posts (481 distinct + 19 repeats) and 20 triplets left in the topics: 501 distinct + 19 repeats;
     # one idx of the backlog is incomplete (pending).
-    rows = {k: 501 for k in ROWS}
-    assert disagreements(manifest(501, 57, 1), 500, rows, rows, 9, HeldBefore(triplets=20, limit=100)) == []
+    assert with_backlog(501, 57, 1, triplets=20, limit=100) == []
 
 
 def test_more_left_over_than_the_topics_held_before_the_run_is_reported():
-    rows = {k: 531 for k in ROWS}
-    problems = disagreements(manifest(531, 0, 0), 500, rows, rows, 9, HeldBefore(triplets=20, limit=100))
-    assert problems == ["the batch holds 531 distinct triplets (+ 0 repeated idx) where this run posted 500: 31 "
-                        "more, but the topics held at most 20 triplets from before the run: were records posted "
-                        "to them while it ran (another poster)?"]
+    assert with_backlog(531, 0, 0, triplets=20, limit=100) == [
+        "the batch holds 531 distinct triplets (+ 0 repeated idx) where this run posted 500: 31 more, but the "
+        "topics held at most 20 triplets from before the run: were records posted to them while it ran (another "
+        "poster)?"]
 
 
 def test_a_backlog_beyond_the_limit_leaves_posts_pending_and_says_why():
     # 1000 triplets from before, 200 taken besides the 500 posted: the batch is the oldest 700, all from before.
-    rows = {k: 700 for k in ROWS}
-    problems = disagreements(manifest(700, 0, 800), 500, rows, rows, 9, HeldBefore(triplets=1000, limit=200))
+    problems = with_backlog(700, 0, 800, triplets=1000, limit=200)
     assert len(problems) == 1
     assert "held more from before this run than the 200 triplets a batch takes" in problems[0]
     assert "800 idx stay pending" in problems[0]
 
 
 def test_a_loose_backlog_bound_beyond_the_limit_is_no_problem_when_the_batch_ended_short_of_it():
-    # The bound counted transaction markers: 300 offsets, 90 triplets; limit 200, so the extractor reached the end.
-    rows = {k: 590 for k in ROWS}
-    assert disagreements(manifest(590, 0, 0), 500, rows, rows, 9, HeldBefore(triplets=300, limit=200)) == []
+    # The bound is the fewest records of one topic: 300 pins, but only 90 of them with both siblings; limit 200,
+    # so the extractor reached the end of the topics.
+    assert with_backlog(590, 0, 0, triplets=300, limit=200) == []
 
 
 def test_posts_missing_while_the_backlog_was_within_the_limit_are_reported_as_lost():
-    rows = {k: 490 for k in ROWS}
-    problems = disagreements(manifest(490, 0, 3), 500, rows, rows, 9, HeldBefore(triplets=20, limit=100))
-    assert problems == ["the batch holds 490 distinct triplets (+ 0 repeated idx) of the 500 this run posted: "
-                        "some never reached it (see the extractor's log)"]
+    assert with_backlog(490, 0, 3, triplets=20, limit=100) == [
+        "the batch holds 490 distinct triplets (+ 0 repeated idx) of the 500 this run posted: some never reached "
+        "it (see the extractor's log)"]
 
 
 def test_fewer_triplets_than_posted_are_reported_as_missing():
