@@ -60,9 +60,10 @@ def measure(settings: Settings, group_id: str | None = None, batch_dir: Path | N
                                       for tp in partitions}, ends)  # -1: never committed
         ledger = Ledger()
         resume = resume_points_for(Path(batch_dir or settings.batch_dir), topic_ids(consumer, settings.topics.values()),
-                                   ends)
-        read_from = {tp: ledger.resume(tp, resume.get((tp.topic, tp.partition)),
-                                       starts[tp] if committed[tp] is None else committed[tp]) for tp in partitions}
+                                   ends, starts)
+        read_from = {tp: max(starts[tp], ledger.resume(tp, resume.get((tp.topic, tp.partition)),
+                                                       starts[tp] if committed[tp] is None else committed[tp]))
+                     for tp in partitions}
         to_read = [tp for tp in partitions if read_from[tp] < ends[tp]]
         if not to_read:
             return Backlog(group_id, records)

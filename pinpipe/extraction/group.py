@@ -10,7 +10,7 @@ import re
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -63,13 +63,16 @@ def topic_ids(consumer: KafkaConsumer, topics) -> dict[str, str]:
     return {topic: str(topic_id) for topic, topic_id in ids.items() if topic_id}
 
 
+ResumePoints = dict[batch_store.TopicPartitionKey, batch_store.PartitionResume]
+
+
 def resume_points_for(batch_dir: Path, ids: dict[str, str], ends: dict[TopicPartition, int],
-                      ) -> dict[batch_store.TopicPartitionKey, batch_store.PartitionResume]:
+                      starts: dict[TopicPartition, int] | None = None) -> ResumePoints:
     """The batches' resume points for the partitions in `ends` (their end offsets now), leaving out those of
     another log by the same name: a topic created again, or the same name on another cluster (a single broker
     and the three-broker cluster keep separate logs). Either would make the extractor skip records it never
     wrote. Manifests carry each log's id; older ones without it are caught when their cursor lies beyond the
-    log's end."""
+    log's end. With `starts` (the logs' first offsets now), carried records deleted since are dropped too."""
     manifests = batch_store.read_manifests(batch_dir)
     points = batch_store.resume_points(manifests, ids)
     newest = batch_store.resume_points(manifests)  # whatever the log
@@ -87,7 +90,34 @@ def resume_points_for(batch_dir: Path, ids: dict[str, str], ends: dict[TopicPart
                                                        f"{point.cursor}, log end {ends[tp]})" for tp, point in beyond))
     for tp, _ in beyond:
         del points[(tp.topic, tp.partition)]
+    return without_deleted(points, starts or {})
+
+
+def without_deleted(points: ResumePoints, starts: dict[TopicPartition, int]) -> ResumePoints:
+    """The resume points less the carried records that are no longer in their log (below its first offset:
+    deleted by Kafka's retention, 7 days by default, or by delete-records). Such a record's idx can never
+    complete; kept, it would stay pending in every batch and hold the group's committed offset below the log's
+    start for ever."""
+    deleted: list[str] = []
+    for tp, start in sorted(starts.items()):
+        point = points.get((tp.topic, tp.partition))
+        if point is None or not (gone := sorted(offset for offset in point.carried if offset < start)):
+            continue
+        points[(tp.topic, tp.partition)] = replace(point, carried=point.carried - set(gone))
+        deleted.append(f"{tp.topic}[{tp.partition}] {len(gone)} (offsets {gone[0]}..{gone[-1]}, log starts at {start})")
+    if deleted:
+        log.warning("records pending since an earlier batch were deleted from Kafka before their idx completed "
+                    "(retention, or delete-records): %s; no longer pending", "; ".join(deleted))
     return points
+
+
+def unread_deleted(tp: TopicPartition, read_from: int, start: int) -> int:
+    """Where to read `tp` from, given its log now starts at `start`: records between were deleted before this
+    group read them (retention outran the extractor), which is said, not hidden."""
+    if read_from < start:
+        log.warning("%s[%d]: offsets %d..%d were deleted from Kafka (retention, or delete-records) before this "
+                    "group read them; reading from %d", tp.topic, tp.partition, read_from, start - 1, start)
+    return max(read_from, start)
 
 
 def usable_committed(committed: dict[TopicPartition, int | None], ends: dict[TopicPartition, int],
@@ -269,11 +299,10 @@ class GroupMember(ConsumerRebalanceListener):
         assigned, self._to_position = self._to_position, set()
         self.joining = False
         self._ends = self.consumer.end_offsets(list(assigned))  # read_committed: the last stable offsets
+        beginnings = self.consumer.beginning_offsets(list(assigned))
         resume = resume_points_for(self.batch_dir, topic_ids(self.consumer, {tp.topic for tp in assigned}),
-                                   self._ends)
+                                   self._ends, beginnings)
         committed_offsets = usable_committed({tp: self.consumer.committed(tp) for tp in assigned}, self._ends)
-        fresh = [tp for tp in assigned if (tp.topic, tp.partition) not in resume and committed_offsets[tp] is None]
-        beginnings = self.consumer.beginning_offsets(fresh) if fresh else {}
         for tp in assigned:
             point = resume.get((tp.topic, tp.partition))
             committed = committed_offsets[tp]
@@ -281,8 +310,8 @@ class GroupMember(ConsumerRebalanceListener):
                 log.warning("%s[%d]: committed offset %s disagrees with batch %s (resume at %d); following the "
                             "batch, which was written durably", tp.topic, tp.partition, committed, point.batch_id,
                             point.commit_offset)
-            start = committed if committed is not None else beginnings.get(tp, 0)
-            self.consumer.seek(tp, self.ledger.resume(tp, point, start))
+            start = committed if committed is not None else beginnings[tp]
+            self.consumer.seek(tp, unread_deleted(tp, self.ledger.resume(tp, point, start), beginnings[tp]))
         self.consumer.resume(*assigned)
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "nothing")
 

@@ -491,3 +491,58 @@ def test_batches_of_another_log_by_the_same_name_do_not_make_the_extractor_skip_
         assert batch_store.verify(batch_dir) == []  # two logs' ranges: neither overlapping nor a gap
         # The new batch, of this log, is the one the next run resumes from: nothing is read twice.
         assert measure(settings, group).records == dict.fromkeys(topics.values(), 0)
+
+
+def partition_of(idx: int, partitions: int = 3) -> int:
+    """The partition kafka-python's default partitioner gives an idx's records (murmur2 of the key, as Java's)."""
+    from kafka.partitioner.default import murmur2
+
+    from pinpipe.common.records import encode_key
+
+    return (murmur2(encode_key(idx)) & 0x7FFFFFFF) % partitions
+
+
+def test_records_deleted_from_kafka_are_said_and_not_pending_for_ever(kafka_bootstrap, topics, tmp_path, caplog):
+    """Kafka deletes old records (retention: 7 days by default). Carried pins whose siblings never came, once
+    deleted, are no longer listed as pending (they stayed pending in every batch and held the group's committed
+    offset below the log's start, where no new pin came after them); records deleted before the group read them
+    are named, not skipped silently; the backlog count reads from the log's start (it counted nothing there)."""
+    from kafka import KafkaAdminClient
+
+    from pinpipe.extraction.backlog import measure
+
+    settings = settings_for(kafka_bootstrap, topics, tmp_path)
+    group = f"g-{settings.pin_topic}"
+    rows = triplet_rows(60, seed=11)
+    by_partition = {p: [i for i in rows if partition_of(i) == p] for p in range(3)}
+    ghosts, later = by_partition[0][:2], by_partition[1][:4] + by_partition[2][:4]
+    producer = make_producer(kafka_bootstrap)
+    send_all(producer, topics, {i: rows[i] for i in by_partition[0][2:12]})
+    for i in ghosts:  # two pins whose siblings never come, in partition 0
+        send(producer, topics, "pin", rows[i]["pin"])
+    producer.flush()
+    first = run_extractor(settings, group, count=100, until_end=True, allow_partial=True)
+    assert [m.rows for m in first.batches] == [10] and first.pending == 2
+
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    pins = [TopicPartition(topics["pin"], p) for p in range(3)]
+    users = [TopicPartition(topics["user"], p) for p in range(3)]
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.delete_records(consumer.end_offsets(pins))  # every pin so far, the two carried among them
+    send_all(producer, topics, {i: rows[i] for i in later[:2]})  # partition 1: no new pin in partition 0
+    admin.delete_records(consumer.end_offsets(users))  # ...and these two users, which no batch has read
+    send_all(producer, topics, {i: rows[i] for i in later[2:]})
+    admin.close()
+
+    caplog.set_level("WARNING", logger="pinpipe")
+    assert measure(settings, group).triplets == 6
+    second = run_extractor(settings, group, count=100, until_end=True, allow_partial=True)
+    assert [m.rows for m in second.batches] == [6] and second.pending == 2  # later[:2]: pin and geo, no user
+    assert sorted(written_idx_per_batch(tmp_path)[-1]) == sorted(later[2:])
+    newest = batch_store.read_manifests(tmp_path)[-1]
+    assert newest.pending == 2 and "0" not in newest.carried.get(topics["pin"], {})  # the ghosts are gone
+    assert "were deleted from Kafka before their idx completed" in caplog.text
+    assert f"{topics['user']}[1]: offsets" in caplog.text and "before this group read them" in caplog.text
+    assert measure(settings, group).records[topics["pin"]] == 2  # later[:2]'s pins, carried; not the ghosts
+    consumer.close()
+    assert batch_store.verify(tmp_path) == []
