@@ -68,6 +68,7 @@ class StreamParameters:
     spark_master: str
     max_offsets_per_trigger: int | None
     small: bool = True  # a new local JVM compiles with C1 only (streaming.py)
+    allow_data_loss: bool = False  # read on past records Kafka deleted unread (streaming.StreamConfig)
 
 
 def check_trigger(trigger: str) -> str:
@@ -81,7 +82,7 @@ def check_trigger(trigger: str) -> str:
 def resolve_stream(bootstrap_servers=None, pin_topic=None, geo_topic=None, user_topic=None, output_dir=None,
                    checkpoint_dir=None, trigger="availableNow", spark_master="local[*]",
                    max_offsets_per_trigger=None, settings=None, dbutils=None,
-                   on_databricks: bool = False, small=True) -> StreamParameters:
+                   on_databricks: bool = False, small=True, allow_data_loss=False) -> StreamParameters:
     """The streaming notebook's parameters: given values, else the project's settings (KAFKA_BOOTSTRAP_SERVERS,
     PIN_TOPIC, ...), else the defaults; on Databricks each is a text widget, as in the batch notebook (but not
     spark_master and small: Databricks' session is there already)."""
@@ -94,7 +95,8 @@ def resolve_stream(bootstrap_servers=None, pin_topic=None, geo_topic=None, user_
               "user_topic": user_topic or settings.topics["user"],
               "output_dir": output_dir or f"{base}/tables", "checkpoint_dir": checkpoint_dir or f"{base}/checkpoints",
               "trigger": trigger or "availableNow",
-              "max_offsets_per_trigger": "" if max_offsets_per_trigger is None else str(max_offsets_per_trigger)}
+              "max_offsets_per_trigger": "" if max_offsets_per_trigger is None else str(max_offsets_per_trigger),
+              "allow_data_loss": str(bool(_flag("allow_data_loss", allow_data_loss))).lower()}
     if on_databricks and dbutils is not None:
         for name, value in values.items():
             dbutils.widgets.text(name, value, name.replace("_", " "))
@@ -108,4 +110,5 @@ def resolve_stream(bootstrap_servers=None, pin_topic=None, geo_topic=None, user_
         topics={"pin": values["pin_topic"], "geo": values["geo_topic"], "user": values["user_topic"]},
         output_dir=values["output_dir"], checkpoint_dir=values["checkpoint_dir"], trigger=trigger,
         spark_master=spark_master, max_offsets_per_trigger=int(limit) if limit else None,
-        small=_flag("small", small) is not False)
+        small=_flag("small", small) is not False,
+        allow_data_loss=bool(_flag("allow_data_loss", values["allow_data_loss"])))

@@ -26,6 +26,7 @@ import argparse
 import json
 import logging
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -64,6 +65,9 @@ class StreamConfig:
     checkpoint_dir: str  # one folder per query
     trigger: str = "availableNow"  # or a processing-time interval such as "10 seconds"
     max_offsets_per_trigger: int | None = None  # None: a micro-batch takes all there is
+    # Records Kafka deleted before the queries read them (retention, delete-records) stop the queries
+    # (RecordsDeleted) unless allowed: then Spark logs each gap and reads on (its failOnDataLoss option, off).
+    allow_data_loss: bool = False
 
     def table(self, name: str) -> str:
         return locations.join(self.output_dir, name)
@@ -79,7 +83,8 @@ def read_topics(spark: SparkSession, config: StreamConfig, kinds: tuple[str, ...
               .option("kafka.bootstrap.servers", config.bootstrap_servers)
               .option("subscribe", ",".join(config.topics[kind] for kind in kinds))
               .option("startingOffsets", "earliest")
-              .option("kafka.isolation.level", "read_committed"))
+              .option("kafka.isolation.level", "read_committed")
+              .option("failOnDataLoss", "false" if config.allow_data_loss else "true"))
     if config.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(config.max_offsets_per_trigger))
     return reader.load().withColumnRenamed("timestamp", "kafka_timestamp")
@@ -217,6 +222,39 @@ def _another_log(name: str, error: object) -> OffsetsOfAnotherLog | None:
         "--output-dir), or move both folders aside to start afresh")
 
 
+class RecordsDeleted(RuntimeError):
+    """Kafka deleted records (retention, delete-records) before a query read them: they are lost to the stream."""
+
+
+# Spark's Kafka source, finding a checkpointed offset below the start of a partition's log (failOnDataLoss)
+DELETED = re.compile(r"Some data may have been lost because they are not available in Kafka any more")
+DELETED_RANGE = re.compile(r"Could not read records in offset \[(\d+), (\d+)\) for topic partition (\S+)")
+
+
+def _records_deleted(name: str, error: object, config: StreamConfig | None) -> RecordsDeleted | None:
+    """The failure of query `name` said as what it means here, when Kafka deleted records it had not read."""
+    text = str(error)
+    if not DELETED.search(text):
+        return None
+    found = DELETED_RANGE.search(text)
+    what = (f"offsets {found[1]}..{int(found[2]) - 1} of {found[3]}" if found
+            else "records of its topics")
+    rerun = f"{_this_python()} -m pinpipe.spark.streaming --allow-data-loss"
+    if config is not None:
+        rerun += f" --output-dir {shlex.quote(config.output_dir)} --checkpoint-dir {shlex.quote(config.checkpoint_dir)}"
+    return RecordsDeleted(
+        f"query {name} could not read {what}: Kafka deleted them before the stream read them (retention, 7 days by "
+        "default, or delete-records), so they are lost to the stream (the batch extractor reads on from each log's "
+        f"start by itself). To go on from what Kafka still holds, run once `{rerun}` (the notebook: allow_data_loss "
+        "= True): Spark then logs each gap and reads on, and later runs go on as usual from there")
+
+
+def _this_python() -> str:
+    """The Python running this (the project's venv), as a user in the current folder would type it."""
+    python = Path(sys.executable)
+    return shlex.quote(str(python.relative_to(Path.cwd()) if python.is_relative_to(Path.cwd()) else python))
+
+
 def _latest_batch(log_dir: Path) -> int | None:
     """The highest batch id in a streaming log directory (entries named N or N.compact), None when it has none."""
     if not log_dir.is_dir():
@@ -319,11 +357,12 @@ class Progress:
 
 
 def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] = log.info,
-              every_s: float = 10.0) -> None:
+              every_s: float = 10.0, config: StreamConfig | None = None) -> None:
     """Wait for the queries to finish (availableNow: once what the topics held is processed; an interval trigger:
     until stopped), reporting every `every_s` seconds, once records have come and when it changed, the records
     each has read so far, and at the end. A failed query raises its error here, at once (OffsetsOfAnotherLog,
-    the others stopped, when its checkpoint belongs to another log).
+    the others stopped, when its checkpoint belongs to another log; RecordsDeleted, likewise, when Kafka deleted
+    records it had not read; with the queries' `config` it names the command that reads on).
 
     It polls rather than blocking in awaitTermination: pyspark's Ctrl-C handler calls the JVM itself, which
     inside another blocked py4j call fails with "reentrant call" tracebacks."""
@@ -335,9 +374,9 @@ def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] 
             if not query.isActive:
                 del running[name]
                 if (error := query.exception()) is not None:
-                    if another_log := _another_log(name, error):
+                    if explained := _another_log(name, error) or _records_deleted(name, error, config):
                         stop_all(queries)
-                        raise another_log from None
+                        raise explained from None
                     query.awaitTermination()  # raises the query's error
         if running and time.monotonic() >= next_report:
             next_report += every_s
@@ -415,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                              "e.g. '5 seconds' (run until Ctrl-C)")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=None)
     parser.add_argument("--master", default="local[*]", help="Spark master (default local[*])")
+    parser.add_argument("--allow-data-loss", action="store_true",
+                        help="read on past records Kafka deleted before the stream read them (retention), Spark "
+                             "logging each gap; without it the queries stop there and say so (exit 2)")
     parser.add_argument("--small", action=argparse.BooleanOptionalAction, default=True,
                         help="a new JVM compiles with C1 only and starts sooner (default); --no-small for topics of "
                              "more than ~100,000 records")
@@ -437,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
     config = StreamConfig(settings.kafka_bootstrap_servers, dict(settings.topics),
                           locations.resolve(args.output_dir, False).spark,
                           locations.resolve(args.checkpoint_dir, False).spark,
-                          args.trigger, args.max_offsets_per_trigger)
+                          args.trigger, args.max_offsets_per_trigger, allow_data_loss=args.allow_data_loss)
     spark = get_spark(args.master, app_name="pinterest-stream", kafka=True, small=args.small)
     try:
         queries = start(spark, config)
@@ -448,11 +490,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     try:
-        await_all(queries)
+        await_all(queries, config=config)
     except KeyboardInterrupt:
         stop_all(queries)
         return 130
-    except OffsetsOfAnotherLog as error:
+    except (OffsetsOfAnotherLog, RecordsDeleted) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     counts = row_counts(spark, config)

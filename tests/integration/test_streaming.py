@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -380,3 +381,51 @@ def test_checkpoints_of_topics_since_created_again_are_named_as_such_and_every_q
                                                             r"\d+, but that log ends at \d+ now"):
         streaming.await_all(streaming.start(spark, config), report=lambda line: None)
     assert spark.streams.active == []
+
+
+def test_records_deleted_before_the_stream_read_them_stop_it_saying_so_until_allowed(spark, kafka_bootstrap, tmp_path,
+                                                                                       monkeypatch, capsys):
+    """Kafka deletes old records (retention, 7 days by default): a stream left that long finds its checkpoints
+    below the logs' starts. Spark's error is pages of plan and a failOnDataLoss hint; this names the offsets and the
+    command that reads on (exit 2), stops every query, and the run it names reads what Kafka still holds; later
+    runs go on as usual."""
+    from kafka import KafkaAdminClient, KafkaConsumer
+    from kafka.structs import TopicPartition
+
+    from pinpipe.common.topics import fresh_topics
+
+    topics = fresh_topics(kafka_bootstrap, "aged")
+    rows = triplet_rows(40, seed=9)
+    idx = list(rows)
+    producer = make_producer(kafka_bootstrap)
+    send_all(producer, topics, {i: rows[i] for i in idx[:10]})
+    config = streaming.StreamConfig(kafka_bootstrap, topics, str(tmp_path / "tables"), str(tmp_path / "checkpoints"))
+    streaming.await_all(streaming.start(spark, config), report=lambda line: None)
+    send_all(producer, topics, {i: rows[i] for i in idx[10:30]})  # never read by the stream...
+    consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.delete_records(consumer.end_offsets([TopicPartition(t, p) for t in topics.values() for p in range(3)]))
+    admin.close()
+    consumer.close()
+    send_all(producer, topics, {i: rows[i] for i in idx[30:]})  # ...and these come after the deletion
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    for kind, topic in topics.items():
+        monkeypatch.setenv(f"{kind.upper()}_TOPIC", topic)
+    where = ["--output-dir", config.output_dir, "--checkpoint-dir", config.checkpoint_dir]
+    assert streaming.main([*where, "--master", "local[2]"]) == 2  # the test session is active: main uses it
+    err = capsys.readouterr().err
+    assert spark.streams.active == []
+    assert re.search(r"^error: query \w+ could not read offsets \d+\.\.\d+ of aged_\w+\.\w+-\d: Kafka deleted them", err,
+                     re.MULTILINE), err[-3000:]
+    assert "python -m pinpipe.spark.streaming --allow-data-loss --output-dir " in err  # .venv/bin/python here
+    assert streaming.row_counts(spark, config)["cleaned_pin"] == 10
+
+    assert streaming.main([*where, "--master", "local[2]", "--allow-data-loss"]) == 0
+    counts = streaming.row_counts(spark, config)
+    assert counts["cleaned_pin"] == counts["cleaned_user"] == counts["complete_idx"] == 20  # idx[:10] and idx[30:]
+    assert sorted(r.ind for r in streaming.read_table(spark, config, "cleaned_geo").collect()) == sorted(
+        idx[:10] + idx[30:])
+    send_all(producer, topics, {i: rows[i] for i in idx[10:12]})
+    assert streaming.main([*where, "--master", "local[2]"]) == 0  # past the gap: as usual again
+    assert streaming.row_counts(spark, config)["cleaned_pin"] == 22

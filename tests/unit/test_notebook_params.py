@@ -99,3 +99,15 @@ def test_the_stream_is_small_unless_told_otherwise():
     assert notebook_params.resolve_stream(settings=stream_settings(), small="false").small is False
     with pytest.raises(ValueError, match="small must be true, false or auto"):
         notebook_params.resolve_stream(settings=stream_settings(), small="tiny")
+
+
+def test_the_stream_stops_at_records_kafka_deleted_unless_allowed_to_read_on():
+    assert notebook_params.resolve_stream(settings=stream_settings()).allow_data_loss is False
+    assert notebook_params.resolve_stream(settings=stream_settings(), allow_data_loss=True).allow_data_loss is True
+    assert notebook_params.resolve_stream(settings=stream_settings(), allow_data_loss="yes").allow_data_loss is True
+    dbutils = DbUtils({"allow_data_loss": "true"})
+    assert notebook_params.resolve_stream(settings=stream_settings(), dbutils=dbutils,
+                                          on_databricks=True).allow_data_loss is True
+    assert dbutils.widgets.created["allow_data_loss"][0] == "false"
+    with pytest.raises(ValueError, match="allow_data_loss must be true, false or auto"):
+        notebook_params.resolve_stream(settings=stream_settings(), allow_data_loss="maybe")
