@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pinpipe.common.config import Settings, get_settings
 from pinpipe.common.logs import setup_logging
-from pinpipe.extraction.group import reachable, resume_points_for, topic_ids, usable_committed
+from pinpipe.extraction.group import past_deleted, reachable, resume_points_for, topic_ids, usable_committed
 from pinpipe.extraction.ledger import Ledger
 
 
@@ -61,9 +61,9 @@ def measure(settings: Settings, group_id: str | None = None, batch_dir: Path | N
         ledger = Ledger()
         resume = resume_points_for(Path(batch_dir or settings.batch_dir), topic_ids(consumer, settings.topics.values()),
                                    ends, starts)
-        read_from = {tp: max(starts[tp], ledger.resume(tp, resume.get((tp.topic, tp.partition)),
-                                                       starts[tp] if committed[tp] is None else committed[tp]))
-                     for tp in partitions}
+        read_from = past_deleted({tp: ledger.resume(tp, resume.get((tp.topic, tp.partition)),
+                                                    starts[tp] if committed[tp] is None else committed[tp])
+                                  for tp in partitions}, starts)
         to_read = [tp for tp in partitions if read_from[tp] < ends[tp]]
         if not to_read:
             return Backlog(group_id, records)

@@ -111,13 +111,15 @@ def without_deleted(points: ResumePoints, starts: dict[TopicPartition, int]) -> 
     return points
 
 
-def unread_deleted(tp: TopicPartition, read_from: int, start: int) -> int:
-    """Where to read `tp` from, given its log now starts at `start`: records between were deleted before this
-    group read them (retention outran the extractor), which is said, not hidden."""
-    if read_from < start:
-        log.warning("%s[%d]: offsets %d..%d were deleted from Kafka (retention, or delete-records) before this "
-                    "group read them; reading from %d", tp.topic, tp.partition, read_from, start - 1, start)
-    return max(read_from, start)
+def past_deleted(read_from: dict[TopicPartition, int], starts: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Where to read each partition from, given where its log starts now: records between were deleted before
+    this group read them (retention outran the extractor), which is said, in one warning, not hidden."""
+    gone = sorted(tp for tp, offset in read_from.items() if offset < starts[tp])
+    if gone:
+        log.warning("records were deleted from Kafka (retention, or delete-records) before this group read them: %s; "
+                    "reading on from each log's start", "; ".join(f"{tp.topic}[{tp.partition}] offsets "
+                                                              f"{read_from[tp]}..{starts[tp] - 1}" for tp in gone))
+    return {tp: max(offset, starts[tp]) for tp, offset in read_from.items()}
 
 
 def usable_committed(committed: dict[TopicPartition, int | None], ends: dict[TopicPartition, int],
@@ -303,6 +305,7 @@ class GroupMember(ConsumerRebalanceListener):
         resume = resume_points_for(self.batch_dir, topic_ids(self.consumer, {tp.topic for tp in assigned}),
                                    self._ends, beginnings)
         committed_offsets = usable_committed({tp: self.consumer.committed(tp) for tp in assigned}, self._ends)
+        read_from: dict[TopicPartition, int] = {}
         for tp in assigned:
             point = resume.get((tp.topic, tp.partition))
             committed = committed_offsets[tp]
@@ -310,8 +313,9 @@ class GroupMember(ConsumerRebalanceListener):
                 log.warning("%s[%d]: committed offset %s disagrees with batch %s (resume at %d); following the "
                             "batch, which was written durably", tp.topic, tp.partition, committed, point.batch_id,
                             point.commit_offset)
-            start = committed if committed is not None else beginnings[tp]
-            self.consumer.seek(tp, unread_deleted(tp, self.ledger.resume(tp, point, start), beginnings[tp]))
+            read_from[tp] = self.ledger.resume(tp, point, committed if committed is not None else beginnings[tp])
+        for tp, offset in past_deleted(read_from, beginnings).items():
+            self.consumer.seek(tp, offset)
         self.consumer.resume(*assigned)
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(assigned)) or "nothing")
 

@@ -236,17 +236,16 @@ def _records_deleted(name: str, error: object, config: StreamConfig | None) -> R
     text = str(error)
     if not DELETED.search(text):
         return None
-    found = DELETED_RANGE.search(text)
-    what = (f"offsets {found[1]}..{int(found[2]) - 1} of {found[3]}" if found
-            else "records of its topics")
+    found = DELETED_RANGE.search(text)  # the micro-batch's range: it starts with what was deleted
+    what = f"{found[3]} from offset {found[1]}" if found else "its topics"
     rerun = f"{_this_python()} -m pinpipe.spark.streaming --allow-data-loss"
     if config is not None:
         rerun += f" --output-dir {shlex.quote(config.output_dir)} --checkpoint-dir {shlex.quote(config.checkpoint_dir)}"
     return RecordsDeleted(
-        f"query {name} could not read {what}: Kafka deleted them before the stream read them (retention, 7 days by "
-        "default, or delete-records), so they are lost to the stream (the batch extractor reads on from each log's "
-        f"start by itself). To go on from what Kafka still holds, run once `{rerun}` (the notebook: allow_data_loss "
-        "= True): Spark then logs each gap and reads on, and later runs go on as usual from there")
+        f"query {name} could not read {what}: Kafka deleted records there before the stream read them (retention, "
+        "7 days by default, or delete-records), so they are lost to the stream (the batch extractor reads on from "
+        f"each log's start by itself). To go on from what Kafka still holds, run once `{rerun}` (the notebook: "
+        "allow_data_loss = True): Spark then logs each gap and reads on, and later runs go on as usual from there")
 
 
 def _this_python() -> str:

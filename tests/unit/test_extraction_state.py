@@ -96,7 +96,7 @@ def test_verify_checks_each_log_of_a_name_apart(tmp_path):
 def test_carried_records_deleted_from_kafka_are_no_longer_pending(caplog):
     """Retention (or delete-records) can remove a carried record before its idx completes: kept, it would stay
     pending in every batch and hold the committed offset below the log's start for ever."""
-    from pinpipe.extraction.group import unread_deleted, without_deleted
+    from pinpipe.extraction.group import past_deleted, without_deleted
 
     pin, geo = TopicPartition("t.pin", 0), TopicPartition("t.geo", 0)
     points = {("t.pin", 0): PartitionResume("b1", cursor=100, carried=frozenset({20, 30, 95})),
@@ -106,13 +106,15 @@ def test_carried_records_deleted_from_kafka_are_no_longer_pending(caplog):
     assert kept[("t.geo", 0)] == points[("t.geo", 0)]  # nothing deleted there
     assert "t.pin[0] 2 (offsets 20..30, log starts at 31)" in caplog.text and "t.geo" not in caplog.text
     ledger = Ledger()
-    assert unread_deleted(pin, ledger.resume(pin, kept[("t.pin", 0)], start=0), 31) == 95  # no warning
+    assert past_deleted({pin: ledger.resume(pin, kept[("t.pin", 0)], start=0)}, {pin: 31}) == {pin: 95}  # no warning
     assert "before this group read them" not in caplog.text
 
     # Everything carried is gone, and the log now starts past the cursor: 100..119 were never read.
     gone = without_deleted(dict(points), {pin: 120})[("t.pin", 0)]
     assert gone.carried == frozenset() and gone.commit_offset == 100
-    assert unread_deleted(pin, ledger.resume(pin, gone, start=0), 120) == 120
-    assert "t.pin[0]: offsets 100..119 were deleted" in caplog.text
+    geo_read_from = ledger.resume(geo, PartitionResume("b1", cursor=5, carried=frozenset()), start=0)
+    assert past_deleted({pin: ledger.resume(pin, gone, start=0), geo: geo_read_from}, {pin: 120, geo: 9}) == {
+        pin: 120, geo: 9}
+    assert "before this group read them: t.geo[0] offsets 5..8; t.pin[0] offsets 100..119" in caplog.text
     closing = ledger.closing([])
     assert closing.carried == {} and closing.commits[pin] == 100  # the ghosts are not carried again
