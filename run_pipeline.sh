@@ -92,10 +92,17 @@ stage() {
     stage_done "$name" "$log" "$status" "$started"
 }
 
+why() {  # LOG: why a stage failed: its log from the last line that says "error: " (the stage's own words, after
+    # whatever Spark or Java printed before them), else the log's last lines
+    local from
+    from="$(grep -in '^error: ' "$1" 2>/dev/null | tail -n 1 | cut -d: -f1)"
+    if [[ -n "$from" ]]; then tail -n +"$from" "$1" | head -n 25; else tail -n 25 "$1" 2>/dev/null || true; fi
+}
+
 stage_done() {  # NAME LOG STATUS STARTED: stop on a failed stage, else note its time
     if (( $3 != 0 )); then
         say "error: stage '$1' failed (exit $3). Log: $2" >&2
-        tail -n 25 "$2" >&2 || true
+        why "$2" >&2
         exit 1
     fi
     TIMINGS+=("--timing" "$1=$((SECONDS - $4))")
@@ -193,7 +200,7 @@ stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$TAKE" 
 if (( $(batches_written) == BATCHES_BEFORE )); then  # the notebook would analyse an older batch
     say "error: stage 'extractor' wrote no batch: none of this run's $POSTED triplets reached it complete." \
         "Log: $LOG_DIR/extractor.log" >&2
-    tail -n 25 "$LOG_DIR/extractor.log" >&2
+    why "$LOG_DIR/extractor.log" >&2
     exit 1
 fi
 

@@ -106,6 +106,8 @@ def test_a_failed_stage_stops_the_early_notebook_runner_and_everything_it_starte
     result = subprocess.run([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "5"], env=env, capture_output=True,
                             text=True, timeout=600, cwd=PROJECT_ROOT)
     assert result.returncode == 1 and "error: stage 'poster' failed" in result.stderr, result.stdout + result.stderr
+    assert "rror: cannot connect to PostgreSQL at 127.0.0.1:" in result.stderr  # the poster's own words
+    assert "could not measure what the topics held" not in result.stderr  # the broker was there to ask
     assert not (tmp_path / "kafka" / "kafka.pid").exists()
     assert not (tmp_path / "batch_data" / "report.ipynb").exists()
 
