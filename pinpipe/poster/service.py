@@ -1,8 +1,10 @@
 """Wiring for `python data_poster.py`: the API under uvicorn, with the emulator in its own process."""
 from __future__ import annotations
 
+import errno
 import logging
 import multiprocessing as mp
+import socket
 import sys
 import threading
 
@@ -27,6 +29,19 @@ def database_ready(url: str) -> bool:
         return False
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another program listens on `host`:`port`, tried as uvicorn binds (SO_REUSEADDR: a port left in
+    TIME_WAIT by an earlier poster is free)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
 class _Server(uvicorn.Server):
     """uvicorn, but Ctrl-C/SIGTERM first stops the emulator and lets its in-flight requests finish."""
 
@@ -46,6 +61,10 @@ def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, 
     # The event loop, kafka-python's IO thread and the transaction thread share one GIL; the default 5 ms
     # switch interval makes every broker round trip wait for the loop's time slice (README, Benchmarks).
     sys.setswitchinterval(0.0005)
+    if port_in_use(settings.poster_host, settings.poster_port):  # uvicorn would only log its errno and exit 3
+        print(f"error: port {settings.poster_port} on {settings.poster_host} is already in use by another program; "
+              "stop it or set POSTER_PORT (--port)", file=sys.stderr)
+        return 1
     ctx = mp.get_context("spawn")
     status = EmulatorStatus(ctx)
     stop_flag = ctx.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -301,3 +302,16 @@ def test_at_a_set_rate_the_emulator_has_enough_requests_in_flight_for_a_slow_api
     acked = asyncio.run(main())
     assert acked == count == len(posted)
     assert most_open >= 0.75 * rate * latency_s, most_open
+
+
+def test_a_port_in_use_is_named_with_the_setting_that_moves_the_poster(pg_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "DATABASE_URL": pg_url, "POSTER_PORT": str(port)}
+        result = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--count", "1"], env=env,
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"error: port {port} on 127.0.0.1 is already in use by another program; stop it or set POSTER_PORT" in \
+        result.stderr, result.stderr
