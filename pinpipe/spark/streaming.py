@@ -351,7 +351,8 @@ class Progress:
         parts = []
         for name, batches in self.rows.items():
             done = [rows for rows in batches.values() if rows]
-            parts.append(f"{name} {sum(done):,} records in {len(done)} batch{'' if len(done) == 1 else 'es'}")
+            # "read": the rejected query reads all three topics, and its count is of records read, not rejected
+            parts.append(f"{name} read {sum(done):,} records in {len(done)} batch{'' if len(done) == 1 else 'es'}")
         return ", ".join(parts)
 
 

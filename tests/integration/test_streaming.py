@@ -127,9 +127,10 @@ def test_the_notebook_reports_the_records_each_query_read(kafka_bootstrap, strea
     topics, rows, config = streamed
     committed = Counter(message.topic for message in consume_all(kafka_bootstrap, list(topics.values())))
     pins = committed[topics["pin"]]
-    expected = (f"stream done: cleaned_pin {pins:,} records in 1 batch, cleaned_geo {committed[topics['geo']]:,} "
-                f"records in 1 batch, cleaned_user {committed[topics['user']]:,} records in 1 batch, rejected "
-                f"{sum(committed.values()):,} records in 1 batch, posts_per_minute {pins:,} records in 1 batch")
+    expected = (f"stream done: cleaned_pin read {pins:,} records in 1 batch, cleaned_geo read "
+                f"{committed[topics['geo']]:,} records in 1 batch, cleaned_user read {committed[topics['user']]:,} "
+                f"records in 1 batch, rejected read {sum(committed.values()):,} records in 1 batch, posts_per_minute "
+                f"read {pins:,} records in 1 batch")
     assert expected in (Path(config.output_dir).parent / "executed.ipynb").read_text()
 
 

@@ -16,10 +16,10 @@ def test_records_are_summed_over_batches_seen_in_any_call_and_idle_reports_chang
     # pyspark 4's progress objects may leave the total to the sources
     progress.update("rejected", [{"batchId": 0, "numInputRows": None,
                                   "sources": [{"numInputRows": 4}, {"numInputRows": 3}]}])
-    assert progress.line() == "cleaned_pin 501 records in 3 batches, rejected 7 records in 1 batch"
+    assert progress.line() == "cleaned_pin read 501 records in 3 batches, rejected read 7 records in 1 batch"
 
 
 def test_thousands_are_grouped_and_one_batch_is_singular():
     progress = Progress(["cleaned_geo"])
     progress.update("cleaned_geo", [report(7, 12_345)])
-    assert progress.line() == "cleaned_geo 12,345 records in 1 batch"
+    assert progress.line() == "cleaned_geo read 12,345 records in 1 batch"
