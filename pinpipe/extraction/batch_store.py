@@ -17,7 +17,7 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,7 +62,8 @@ class Manifest:
 
     `offsets` holds the inclusive range of positions each partition advanced through in this batch: every
     record in it was written, counted as a duplicate, rejected, or carried forward (still pending, listed in
-    `carried` with its offset). `cursors` is where each owned partition's next batch starts.
+    `carried` with its offset, and in `carried_idx` with its idx). `cursors` is where each owned partition's next
+    batch starts.
     """
 
     batch_id: str
@@ -78,6 +79,9 @@ class Manifest:
     # topic -> Kafka's id of the log the offsets refer to: a topic deleted and created again, or the same name on
     # another cluster, is another log whose offsets start again (empty in manifests written before it was kept)
     topic_ids: dict[str, str] = field(default_factory=dict)
+    # topic -> partition -> offset -> idx of each carried record: when Kafka deletes one, its siblings can no longer
+    # complete (empty in manifests written before it was kept)
+    carried_idx: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -85,14 +89,15 @@ class Manifest:
             "batch_id": self.batch_id, "created": self.created, "rows": self.rows,
             "duplicates": self.duplicates, "rejected": self.rejected, "pending": self.pending,
             "offsets": self.offsets, "cursors": self.cursors, "carried": self.carried,
-            "group_id": self.group_id, "topic_ids": self.topic_ids, **self.extra,
+            "group_id": self.group_id, "topic_ids": self.topic_ids, "carried_idx": self.carried_idx, **self.extra,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         known = {"batch_id", "created", "rows", "duplicates", "rejected", "pending", "offsets", "cursors",
-                 "carried", "group_id", "topic_ids"}
-        return cls(**{k: data.get(k, {} if k in ("offsets", "cursors", "carried", "topic_ids") else 0) for k in known
+                 "carried", "group_id", "topic_ids", "carried_idx"}
+        maps = ("offsets", "cursors", "carried", "topic_ids", "carried_idx")
+        return cls(**{k: data.get(k, {} if k in maps else 0) for k in known
                       if k != "group_id"}, group_id=data.get("group_id", ""),
                    extra={k: v for k, v in data.items() if k not in known})
 
@@ -241,6 +246,7 @@ class PartitionResume:
     batch_id: str
     cursor: int  # first offset not accounted for by any batch
     carried: frozenset[int]  # offsets below `cursor` still pending: re-read, not re-counted
+    carried_idx: Mapping[int, int] = field(default_factory=dict, hash=False)  # offset -> idx, where the batch says
 
     @property
     def commit_offset(self) -> int:
@@ -258,7 +264,9 @@ def resume_points(manifests: list[Manifest], topic_ids: dict[str, str] | None = 
                 continue
             for partition, cursor in cursors.items():
                 carried = manifest.carried.get(topic, {}).get(partition, [])
-                points[(topic, int(partition))] = PartitionResume(manifest.batch_id, int(cursor), frozenset(carried))
+                idx = {int(offset): i for offset, i in manifest.carried_idx.get(topic, {}).get(partition, {}).items()}
+                points[(topic, int(partition))] = PartitionResume(manifest.batch_id, int(cursor), frozenset(carried),
+                                                                  idx)
     return points
 
 

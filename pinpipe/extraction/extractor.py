@@ -154,7 +154,7 @@ class Extractor:
             batch_id=batch_store.new_batch_id(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             rows=len(triplets), duplicates=duplicates, rejected=len(self.rejects), pending=len(self.aligner.pending),
             offsets=closing.offsets, cursors=closing.cursors, carried=closing.carried, group_id=self.group_id,
-            topic_ids=member.topic_ids(),
+            topic_ids=member.topic_ids(), carried_idx=closing.carried_idx,
         )
         path = batch_store.write_batch(self.batch_dir, manifest, triplets, self.rejects)
         batch_store.publish(self.batch_dir, path)

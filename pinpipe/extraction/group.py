@@ -95,9 +95,10 @@ def resume_points_for(batch_dir: Path, ids: dict[str, str], ends: dict[TopicPart
 
 def without_deleted(points: ResumePoints, starts: dict[TopicPartition, int]) -> ResumePoints:
     """The resume points less the carried records that are no longer in their log (below its first offset:
-    deleted by Kafka's retention, 7 days by default, or by delete-records). Such a record's idx can never
-    complete; kept, it would stay pending in every batch and hold the group's committed offset below the log's
-    start for ever."""
+    deleted by Kafka's retention, 7 days by default, or by delete-records), and less the carried records of the
+    other topics that can no longer complete without them (the same idx in the same partition number, no other
+    record of the deleted one's topic carried for it). Kept, they would stay pending in every batch and hold the
+    group's committed offset below the log's start."""
     deleted: list[str] = []
     for tp, start in sorted(starts.items()):
         point = points.get((tp.topic, tp.partition))
@@ -105,10 +106,32 @@ def without_deleted(points: ResumePoints, starts: dict[TopicPartition, int]) -> 
             continue
         points[(tp.topic, tp.partition)] = replace(point, carried=point.carried - set(gone))
         deleted.append(f"{tp.topic}[{tp.partition}] {len(gone)} (offsets {gone[0]}..{gone[-1]}, log starts at {start})")
-    if deleted:
-        log.warning("records pending since an earlier batch were deleted from Kafka before their idx completed "
-                    "(retention, or delete-records): %s; no longer pending", "; ".join(deleted))
+    if not deleted:
+        return points
+    missing = _idx_left_incomplete(points, starts)
+    orphans = 0
+    for (topic, partition), point in list(points.items()):
+        incomplete = set().union(*(keys for other, keys in missing.items() if other != topic))
+        if lost := {offset for offset in point.carried if (partition, point.carried_idx.get(offset)) in incomplete}:
+            points[(topic, partition)] = replace(point, carried=point.carried - lost)
+            orphans += len(lost)
+    log.warning("records pending since an earlier batch were deleted from Kafka before their idx completed "
+                "(retention, or delete-records): %s; no longer pending, nor %d record%s of the other topics that "
+                "cannot complete now", "; ".join(deleted), orphans, "" if orphans == 1 else "s")
     return points
+
+
+def _idx_left_incomplete(points: ResumePoints, starts: dict[TopicPartition, int]) -> dict[str, set[tuple[int, int]]]:
+    """topic -> (partition, idx) of its carried records that were deleted and have no other copy carried."""
+    gone: dict[str, set[tuple[int, int]]] = {}
+    kept: dict[str, set[tuple[int, int]]] = {}
+    for (topic, partition), point in points.items():
+        start = starts.get(TopicPartition(topic, partition), 0)
+        for offset, idx in point.carried_idx.items():
+            side = kept if offset in point.carried else gone if offset < start else None
+            if side is not None:
+                side.setdefault(topic, set()).add((partition, idx))
+    return {topic: keys - kept.get(topic, set()) for topic, keys in gone.items()}
 
 
 def past_deleted(read_from: dict[TopicPartition, int], starts: dict[TopicPartition, int]) -> dict[TopicPartition, int]:

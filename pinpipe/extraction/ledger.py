@@ -9,7 +9,7 @@ oldest carried record, or the next batch's start.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pinpipe.extraction.alignment import Record
@@ -23,6 +23,7 @@ class PartitionLedger:
     cursor: int  # first offset this batch accounts for
     skip_below: int = 0  # offsets below this were accounted for by earlier batches...
     carried: frozenset[int] = frozenset()  # ...except these, which are still pending
+    carried_idx: Mapping[int, int] = field(default_factory=dict)  # offset -> idx of carried records, where known
     last: int | None = None  # last offset accounted for in the current batch
     seen: int = -1  # last offset read since the partition was positioned (taken or skipped)
 
@@ -52,6 +53,7 @@ class BatchOffsets:
     cursors: dict[str, dict[str, int]]  # topic -> partition -> where the next batch starts
     carried: dict[str, dict[str, list[int]]]  # topic -> partition -> offsets still pending
     commits: dict[Partition, int]  # the group's next offset per partition
+    carried_idx: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # ... -> offset -> idx
 
 
 def carried_offsets(partitions: dict[Partition, PartitionLedger],
@@ -69,6 +71,18 @@ def carried_offsets(partitions: dict[Partition, PartitionLedger],
             for topic, parts in carried.items()}
 
 
+def carried_idx(partitions: dict[Partition, PartitionLedger],
+                pending: Iterable[Record]) -> dict[str, dict[str, dict[str, int]]]:
+    """The idx of what carried_offsets lists, where known (a manifest from before idx were kept has none)."""
+    idx: dict[str, dict[str, dict[str, int]]] = {}
+    for record in pending:
+        idx.setdefault(record.topic, {}).setdefault(str(record.partition), {})[str(record.offset)] = record.idx
+    for (topic, partition), state in partitions.items():
+        for offset in state.carried_unread() & state.carried_idx.keys():
+            idx.setdefault(topic, {}).setdefault(str(partition), {})[str(offset)] = state.carried_idx[offset]
+    return idx
+
+
 @dataclass
 class Ledger:
     """The bookkeeping of every partition this extractor owns now."""
@@ -81,7 +95,8 @@ class Ledger:
         if point is None:
             self.partitions[tp] = PartitionLedger(cursor=start, skip_below=start)
             return start
-        self.partitions[tp] = PartitionLedger(cursor=point.cursor, skip_below=point.cursor, carried=point.carried)
+        self.partitions[tp] = PartitionLedger(cursor=point.cursor, skip_below=point.cursor, carried=point.carried,
+                                              carried_idx=point.carried_idx)
         return point.commit_offset
 
     def owns(self, tp: Partition) -> bool:
@@ -92,6 +107,7 @@ class Ledger:
 
     def closing(self, pending: Iterable[Record]) -> BatchOffsets:
         """The offsets of the batch closing now, with `pending` the records left in the aligner."""
+        pending = list(pending)
         carried = carried_offsets(self.partitions, pending)
         offsets: dict[str, dict[str, list[int]]] = {}
         cursors: dict[str, dict[str, int]] = {}
@@ -103,7 +119,7 @@ class Ledger:
             cursors.setdefault(topic, {})[str(partition)] = state.next_cursor
             held = carried.get(topic, {}).get(str(partition), [])
             commits[tp] = min(held, default=state.next_cursor)
-        return BatchOffsets(offsets, cursors, carried, commits)
+        return BatchOffsets(offsets, cursors, carried, commits, carried_idx(self.partitions, pending))
 
     def closed(self) -> None:
         """The batch is on disk: the next one starts where it ended."""

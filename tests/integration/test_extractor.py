@@ -504,7 +504,7 @@ def partition_of(idx: int, partitions: int = 3) -> int:
 
 def test_records_deleted_from_kafka_are_said_and_not_pending_for_ever(kafka_bootstrap, topics, tmp_path, caplog):
     """Kafka deletes old records (retention: 7 days by default). Carried pins whose siblings never came, once
-    deleted, are no longer listed as pending (they stayed pending in every batch and held the group's committed
+    deleted, are no longer listed as pending, nor the carried geo of a deleted pin (they stayed pending in every batch and held the group's committed
     offset below the log's start, where no new pin came after them); records deleted before the group read them
     are named, not skipped silently; the backlog count reads from the log's start (it counted nothing there)."""
     from kafka import KafkaAdminClient
@@ -516,13 +516,17 @@ def test_records_deleted_from_kafka_are_said_and_not_pending_for_ever(kafka_boot
     rows = triplet_rows(60, seed=11)
     by_partition = {p: [i for i in rows if partition_of(i) == p] for p in range(3)}
     ghosts, later = by_partition[0][:2], by_partition[1][:4] + by_partition[2][:4]
+    half = by_partition[0][12]  # its pin and geo; its user never comes
     producer = make_producer(kafka_bootstrap)
     send_all(producer, topics, {i: rows[i] for i in by_partition[0][2:12]})
     for i in ghosts:  # two pins whose siblings never come, in partition 0
         send(producer, topics, "pin", rows[i]["pin"])
+    for kind in ("pin", "geo"):
+        send(producer, topics, kind, rows[half][kind])
     producer.flush()
     first = run_extractor(settings, group, count=100, until_end=True, allow_partial=True)
-    assert [m.rows for m in first.batches] == [10] and first.pending == 2
+    assert [m.rows for m in first.batches] == [10] and first.pending == 3
+    assert list(batch_store.read_manifests(tmp_path)[-1].carried[topics["geo"]]) == ["0"]  # half's geo
 
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
     pins = [TopicPartition(topics["pin"], p) for p in range(3)]
@@ -540,8 +544,10 @@ def test_records_deleted_from_kafka_are_said_and_not_pending_for_ever(kafka_boot
     assert [m.rows for m in second.batches] == [6] and second.pending == 2  # later[:2]: pin and geo, no user
     assert sorted(written_idx_per_batch(tmp_path)[-1]) == sorted(later[2:])
     newest = batch_store.read_manifests(tmp_path)[-1]
-    assert newest.pending == 2 and "0" not in newest.carried.get(topics["pin"], {})  # the ghosts are gone
+    assert newest.pending == 2 and "0" not in newest.carried.get(topics["pin"], {})  # the ghosts are gone...
+    assert "0" not in newest.carried.get(topics["geo"], {})  # ...and half's geo, whose pin went with them
     assert "were deleted from Kafka before their idx completed" in caplog.text
+    assert "nor 1 record of the other topics that cannot complete now" in caplog.text
     assert "before this group read them: " in caplog.text and f"{topics['user']}[1] offsets" in caplog.text
     assert measure(settings, group).records[topics["pin"]] == 2  # later[:2]'s pins, carried; not the ghosts
     consumer.close()

@@ -118,3 +118,49 @@ def test_carried_records_deleted_from_kafka_are_no_longer_pending(caplog):
     assert "before this group read them: t.geo[0] offsets 5..8; t.pin[0] offsets 100..119" in caplog.text
     closing = ledger.closing([])
     assert closing.carried == {} and closing.commits[pin] == 100  # the ghosts are not carried again
+
+
+def test_a_closing_batch_records_the_idx_of_what_it_carries():
+    """Pending records give their idx; carried records not read back yet keep the idx their batch recorded."""
+    tp = TopicPartition("t.geo", 1)
+    state = PartitionLedger(cursor=60, skip_below=60, carried=frozenset({40, 45, 50}), seen=41,
+                            carried_idx={45: 7, 50: 9})  # 40: from a manifest written before idx were kept
+    ledger = Ledger({tp: state})
+    record = Record("geo", "t.geo", 1, 40, 3, {"idx": 3})  # read back: pending again
+    closing = ledger.closing([record])
+    assert closing.carried == {"t.geo": {"1": [40, 45, 50]}}
+    assert closing.carried_idx == {"t.geo": {"1": {"40": 3, "45": 7, "50": 9}}}
+
+
+def test_the_manifest_keeps_the_carried_idx_and_resume_points_read_them(tmp_path):
+    from pinpipe.extraction import batch_store
+    from pinpipe.extraction.batch_store import Manifest, resume_points
+
+    manifest = Manifest(batch_id="1", created="", rows=0, duplicates=0, rejected=0, pending=1,
+                        offsets={"t.pin": {"0": [0, 9]}}, cursors={"t.pin": {"0": 10}}, carried={"t.pin": {"0": [4]}},
+                        carried_idx={"t.pin": {"0": {"4": 77}}})
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    batch_store.write_batch(tmp_path, manifest, [], [])
+    [read] = batch_store.read_manifests(tmp_path)
+    assert resume_points([read])[("t.pin", 0)].carried_idx == {4: 77}
+    older = {k: v for k, v in manifest.to_json().items() if k != "carried_idx"}  # written before idx were kept
+    assert resume_points([Manifest.from_json(older)])[("t.pin", 0)].carried_idx == {}
+
+
+def test_the_carried_siblings_of_a_deleted_record_are_no_longer_pending_unless_another_copy_is_carried(caplog):
+    from pinpipe.extraction.group import without_deleted
+
+    # idx 7: pin deleted (offset 3), geo and user carried. idx 8: pin deleted (offset 4) but posted again (offset 30,
+    # carried), so its geo may still complete. idx 9: geo carried, its pin's offset unknown (an older manifest).
+    points = {("t.pin", 0): PartitionResume("b", 40, frozenset({3, 4, 30}), {3: 7, 4: 8, 30: 8}),
+              ("t.geo", 0): PartitionResume("b", 40, frozenset({11, 12, 13}), {11: 7, 12: 8, 13: 9}),
+              ("t.user", 0): PartitionResume("b", 40, frozenset({21}), {21: 7}),
+              ("t.geo", 1): PartitionResume("b", 40, frozenset({14}), {14: 7})}  # idx 7 of another partition
+    kept = without_deleted(dict(points), {TopicPartition("t.pin", 0): 10, TopicPartition("t.geo", 0): 0,
+                                          TopicPartition("t.user", 0): 0, TopicPartition("t.geo", 1): 0})
+    assert kept[("t.pin", 0)].carried == {30}
+    assert kept[("t.geo", 0)].carried == {12, 13}
+    assert kept[("t.user", 0)].carried == frozenset()
+    assert kept[("t.geo", 1)].carried == {14}
+    assert "t.pin[0] 2 (offsets 3..4, log starts at 10); no longer pending, nor 2 records of the other topics" \
+        in caplog.text
