@@ -115,9 +115,10 @@ def without_deleted(points: ResumePoints, starts: dict[TopicPartition, int]) -> 
         if lost := {offset for offset in point.carried if (partition, point.carried_idx.get(offset)) in incomplete}:
             points[(topic, partition)] = replace(point, carried=point.carried - lost)
             orphans += len(lost)
+    siblings = f", nor {orphans} record{'' if orphans == 1 else 's'} of the other topics that cannot complete now"
     log.warning("records pending since an earlier batch were deleted from Kafka before their idx completed "
-                "(retention, or delete-records): %s; no longer pending, nor %d record%s of the other topics that "
-                "cannot complete now", "; ".join(deleted), orphans, "" if orphans == 1 else "s")
+                "(retention, or delete-records): %s; no longer pending%s", "; ".join(deleted),
+                siblings if orphans else "")
     return points
 
 
