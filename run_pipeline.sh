@@ -95,8 +95,12 @@ stage() {
 why() {  # LOG: why a stage failed: its log from the last line that says "error: " (the stage's own words, after
     # whatever Spark or Java printed before them), else the log's last lines
     local from
-    from="$(grep -in '^error: ' "$1" 2>/dev/null | tail -n 1 | cut -d: -f1)"
-    if [[ -n "$from" ]]; then tail -n +"$from" "$1" | head -n 25; else tail -n 25 "$1" 2>/dev/null || true; fi
+    from="$(grep -in '^error: ' "$1" 2>/dev/null | tail -n 1 | cut -d: -f1 || true)"  # no such line: grep says 1
+    if [[ -n "$from" ]]; then
+        tail -n +"$from" "$1" | head -n 25 || true  # head stops reading early: tail may get SIGPIPE
+    else
+        tail -n 25 "$1" 2>/dev/null || true
+    fi
 }
 
 stage_done() {  # NAME LOG STATUS STARTED: stop on a failed stage, else note its time

@@ -10,8 +10,9 @@ def why(log) -> str:
     script = (PROJECT_ROOT / "run_pipeline.sh").read_text()
     function = script[script.index("why() {"):]
     function = function[:function.index("\n}\n") + 3]
-    return subprocess.run(["bash", "-c", f'{function}\nwhy "$1"', "why", str(log)], capture_output=True, text=True,
-                          check=True).stdout
+    # under the script's own options: a failing grep or a closed pipe must not end it before it has said why
+    return subprocess.run(["bash", "-c", f'set -euo pipefail\n{function}\nwhy "$1"', "why", str(log)],
+                          capture_output=True, text=True, check=True).stdout
 
 
 def test_a_failed_stage_shows_its_own_error_not_the_java_noise_before_it(tmp_path):
@@ -25,6 +26,12 @@ def test_a_failed_stage_shows_its_own_error_not_the_java_noise_before_it(tmp_pat
         "the executed notebook, with the traceback, is stream_data/report.ipynb"]
     log.write_text("Error: cannot connect to PostgreSQL at 127.0.0.1:1/nothing\n")  # the poster's capital E
     assert why(log) == "Error: cannot connect to PostgreSQL at 127.0.0.1:1/nothing\n"
+
+
+def test_a_long_error_section_is_cut_to_25_lines(tmp_path):
+    log = tmp_path / "notebook.log"
+    log.write_text("error: it failed\n" + "".join(f"\tat frame {n} {'x' * 200}\n" for n in range(5000)))
+    assert len(why(log).splitlines()) == 25
 
 
 def test_without_an_error_line_the_last_lines_are_shown(tmp_path):
