@@ -100,15 +100,18 @@ def without_deleted(points: ResumePoints, starts: dict[TopicPartition, int]) -> 
     record of the deleted one's topic carried for it). Kept, they would stay pending in every batch and hold the
     group's committed offset below the log's start."""
     deleted: list[str] = []
+    lost_idx: dict[str, set[tuple[int, int]]] = {}  # topic -> (partition, idx) of its deleted carried records
     for tp, start in sorted(starts.items()):
         point = points.get((tp.topic, tp.partition))
         if point is None or not (gone := sorted(offset for offset in point.carried if offset < start)):
             continue
         points[(tp.topic, tp.partition)] = replace(point, carried=point.carried - set(gone))
+        lost_idx.setdefault(tp.topic, set()).update(
+            (tp.partition, point.carried_idx[offset]) for offset in gone if offset in point.carried_idx)
         deleted.append(f"{tp.topic}[{tp.partition}] {len(gone)} (offsets {gone[0]}..{gone[-1]}, log starts at {start})")
     if not deleted:
         return points
-    missing = _idx_left_incomplete(points, starts)
+    missing = {topic: keys - _carried_keys(points, topic) for topic, keys in lost_idx.items()}  # no copy left
     orphans = 0
     for (topic, partition), point in list(points.items()):
         incomplete = set().union(*(keys for other, keys in missing.items() if other != topic))
@@ -122,17 +125,10 @@ def without_deleted(points: ResumePoints, starts: dict[TopicPartition, int]) -> 
     return points
 
 
-def _idx_left_incomplete(points: ResumePoints, starts: dict[TopicPartition, int]) -> dict[str, set[tuple[int, int]]]:
-    """topic -> (partition, idx) of its carried records that were deleted and have no other copy carried."""
-    gone: dict[str, set[tuple[int, int]]] = {}
-    kept: dict[str, set[tuple[int, int]]] = {}
-    for (topic, partition), point in points.items():
-        start = starts.get(TopicPartition(topic, partition), 0)
-        for offset, idx in point.carried_idx.items():
-            side = kept if offset in point.carried else gone if offset < start else None
-            if side is not None:
-                side.setdefault(topic, set()).add((partition, idx))
-    return {topic: keys - kept.get(topic, set()) for topic, keys in gone.items()}
+def _carried_keys(points: ResumePoints, topic: str) -> set[tuple[int, int]]:
+    """(partition, idx) of the carried records of `topic` whose idx the batches recorded."""
+    return {(partition, point.carried_idx[offset]) for (name, partition), point in points.items() if name == topic
+            for offset in point.carried if offset in point.carried_idx}
 
 
 def past_deleted(read_from: dict[TopicPartition, int], starts: dict[TopicPartition, int]) -> dict[TopicPartition, int]:

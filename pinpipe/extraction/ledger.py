@@ -56,31 +56,38 @@ class BatchOffsets:
     carried_idx: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # ... -> offset -> idx
 
 
+def carried_records(partitions: dict[Partition, PartitionLedger],
+                    pending: Iterable[Record]) -> dict[str, dict[str, dict[int, int | None]]]:
+    """What a closing batch must list as carried, per topic and partition, offset -> idx (None where unknown: a
+    manifest from before idx were kept): the pending records in the aligner, and the carried records of earlier
+    batches that this process has not read back yet (a batch can fill up before the replay of every partition
+    reaches them; leaving them out would lose them)."""
+    carried: dict[str, dict[str, dict[int, int | None]]] = {}
+    for record in pending:
+        carried.setdefault(record.topic, {}).setdefault(str(record.partition), {})[record.offset] = record.idx
+    for (topic, partition), state in partitions.items():
+        for offset in state.carried_unread():
+            carried.setdefault(topic, {}).setdefault(str(partition), {})[offset] = state.carried_idx.get(offset)
+    return carried
+
+
 def carried_offsets(partitions: dict[Partition, PartitionLedger],
                     pending: Iterable[Record]) -> dict[str, dict[str, list[int]]]:
-    """What a closing batch must list as carried, per topic and partition: the pending records in the
-    aligner, and the carried records of earlier batches that this process has not read back yet (a batch
-    can fill up before the replay of every partition reaches them; leaving them out would lose them)."""
-    carried: dict[str, dict[str, set[int]]] = {}
-    for record in pending:
-        carried.setdefault(record.topic, {}).setdefault(str(record.partition), set()).add(record.offset)
-    for (topic, partition), state in partitions.items():
-        if unread := state.carried_unread():
-            carried.setdefault(topic, {}).setdefault(str(partition), set()).update(unread)
-    return {topic: {partition: sorted(offsets) for partition, offsets in parts.items()}
+    """carried_records' offsets, in order: the manifest's `carried`."""
+    return _offsets(carried_records(partitions, pending))
+
+
+def _offsets(carried: dict[str, dict[str, dict[int, int | None]]]) -> dict[str, dict[str, list[int]]]:
+    return {topic: {partition: sorted(records) for partition, records in parts.items()}
             for topic, parts in carried.items()}
 
 
-def carried_idx(partitions: dict[Partition, PartitionLedger],
-                pending: Iterable[Record]) -> dict[str, dict[str, dict[str, int]]]:
-    """The idx of what carried_offsets lists, where known (a manifest from before idx were kept has none)."""
-    idx: dict[str, dict[str, dict[str, int]]] = {}
-    for record in pending:
-        idx.setdefault(record.topic, {}).setdefault(str(record.partition), {})[str(record.offset)] = record.idx
-    for (topic, partition), state in partitions.items():
-        for offset in state.carried_unread() & state.carried_idx.keys():
-            idx.setdefault(topic, {}).setdefault(str(partition), {})[str(offset)] = state.carried_idx[offset]
-    return idx
+def _known_idx(carried: dict[str, dict[str, dict[int, int | None]]]) -> dict[str, dict[str, dict[str, int]]]:
+    """carried_records' idx where known: the manifest's `carried_idx`."""
+    known = {topic: {partition: {str(offset): idx for offset, idx in records.items() if idx is not None}
+                     for partition, records in parts.items()} for topic, parts in carried.items()}
+    return {topic: {partition: idx for partition, idx in parts.items() if idx}
+            for topic, parts in known.items() if any(parts.values())}
 
 
 @dataclass
@@ -107,8 +114,8 @@ class Ledger:
 
     def closing(self, pending: Iterable[Record]) -> BatchOffsets:
         """The offsets of the batch closing now, with `pending` the records left in the aligner."""
-        pending = list(pending)
-        carried = carried_offsets(self.partitions, pending)
+        records = carried_records(self.partitions, pending)
+        carried = _offsets(records)
         offsets: dict[str, dict[str, list[int]]] = {}
         cursors: dict[str, dict[str, int]] = {}
         commits: dict[Partition, int] = {}
@@ -119,7 +126,7 @@ class Ledger:
             cursors.setdefault(topic, {})[str(partition)] = state.next_cursor
             held = carried.get(topic, {}).get(str(partition), [])
             commits[tp] = min(held, default=state.next_cursor)
-        return BatchOffsets(offsets, cursors, carried, commits, carried_idx(self.partitions, pending))
+        return BatchOffsets(offsets, cursors, carried, commits, _known_idx(records))
 
     def closed(self) -> None:
         """The batch is on disk: the next one starts where it ended."""
