@@ -134,7 +134,7 @@ TIMINGS+=("--timing" "setup=$((SECONDS - venv_started))")
 # held meanwhile).
 BATCH_WRITTEN="$LOG_DIR/.batch-written"
 rm -f "$BATCH_WRITTEN"
-start_notebook() {  # [--when-exists FILE --prestart-spark small|large]
+start_notebook() {  # [--when-exists FILE --prestart-spark small|large|TRIPLETS]
     $PY -m pinpipe.notebook_report batch_processing_spark.ipynb "$BATCH_DIR/report.ipynb" \
         --html "$BATCH_DIR/report.html" -p input_dir "$BATCH_DIR" -p output_dir "$BATCH_DIR/results" "$@" \
         > "$LOG_DIR/notebook.log" 2>&1 &
@@ -149,7 +149,7 @@ start_stream() {  # [--when-exists FILE]
     STREAM_PID=$!
 }
 if [[ "$PRESTART" == 1 ]]; then
-    start_notebook --when-exists "$BATCH_WRITTEN" --prestart-spark "$( (( COUNT <= 10000 )) && echo small || echo large)" \
+    start_notebook --when-exists "$BATCH_WRITTEN" --prestart-spark "$COUNT" \
         $( [[ "$WARM_UP" == 1 ]] && echo --warm-up )
     if [[ "$STREAM" == 1 ]]; then start_stream --when-exists "$BATCH_WRITTEN"; fi
 fi

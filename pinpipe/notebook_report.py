@@ -161,6 +161,18 @@ class _EarlyKernel:
             self.manager.shutdown_kernel(now=False)
 
 
+def prestart_size(text: str) -> bool:
+    """--prestart-spark's value: whether the early JVM is tuned for a small batch. `small`, `large`, or the number
+    of triplets the batch is expected to hold, small when their CSV (session.expected_bytes) is (session.is_small)."""
+    if text in ("small", "large"):
+        return text == "small"
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"expected small, large or a positive number of triplets, not {text!r}")
+    from pinpipe.spark import session  # imports pyspark: only when a number is given
+
+    return session.is_small(session.expected_bytes(int(text)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parent = os.getppid()  # who is to create --when-exists' file
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,18 +183,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="a text parameter for the notebook's parameters cell (repeatable)")
     parser.add_argument("--when-exists", type=Path, metavar="FILE",
                         help="start the kernel now and run the notebook once FILE exists")
-    parser.add_argument("--prestart-spark", choices=("small", "large"),
+    parser.add_argument("--prestart-spark", type=prestart_size, metavar="small|large|TRIPLETS",
                         help="with --when-exists: also start the notebook's Spark session while waiting, its JVM "
-                             "tuned for a small or a large batch")
+                             "tuned for a small or a large batch, or for a batch of about TRIPLETS triplets (small "
+                             "under 100 MB of CSV, as the notebook decides for a batch it can measure)")
     parser.add_argument("--warm-up", action="store_true",
                         help="with --prestart-spark: then run the notebook's steps on a tiny built-in batch in that "
                              "session until FILE appears, so its JVM has compiled them when the notebook comes")
     args = parser.parse_args(argv)
     if not args.notebook.is_file():
         parser.error(f"no such notebook: {args.notebook}")
-    if args.prestart_spark and not args.when_exists:
+    if args.prestart_spark is not None and not args.when_exists:
         parser.error("--prestart-spark needs --when-exists")
-    if args.warm_up and not args.prestart_spark:
+    if args.warm_up and args.prestart_spark is None:
         parser.error("--warm-up needs --prestart-spark")
 
     if args.when_exists:  # imported before the exporter's thread imports nbconvert, which imports it too
@@ -199,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
 
     failed = None
     try:
-        if early is not None and args.prestart_spark:
+        if early is not None and args.prestart_spark is not None:
             with termination.deferred():
-                started = early.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark == "small")
+                started = early.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark)
             if started and args.warm_up:
-                early.warm_up(small=args.prestart_spark == "small", until=args.when_exists)
+                early.warm_up(small=args.prestart_spark, until=args.when_exists)
         if early is not None and not early.wait_for(args.when_exists, parent):
             print(f"error: the process that was to create {args.when_exists} is gone; not running "
                   f"{args.notebook}", file=sys.stderr)

@@ -27,6 +27,9 @@ JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 # JVM compiles with C1 alone (on 1M rows C1 alone was slower).
 QUICK_JIT = "-XX:TieredStopAtLevel=1"
 SMALL_INPUT_BYTES = 100 * 1024 * 1024
+# What a triplet of the source's rows takes in a batch's three CSV files (455 bytes on average for the generated
+# rows: bench/.data), for sizing a JVM started before its batch exists (expected_bytes).
+CSV_BYTES_PER_TRIPLET = 460
 # A small batch's twenty-odd queries cost more to plan than to run. Below INTERPRETED_INPUT_BYTES of CSV the
 # session evaluates expressions as they are (INTERPRETED) instead of generating and compiling Java for every
 # query (factoryMode is an internal setting, which a Spark without it ignores). Above it generated code pays for
@@ -68,6 +71,11 @@ NO_QUERY_CONTEXT = {"spark.sql.dataFrameQueryContext.enabled": "false",
 def is_small(input_bytes: int | None) -> bool:
     """Whether a batch of `input_bytes` of CSV is small (None: unknown, treated as large)."""
     return input_bytes is not None and input_bytes < SMALL_INPUT_BYTES
+
+
+def expected_bytes(triplets: int) -> int:
+    """The CSV bytes a batch of `triplets` source rows will take, about (CSV_BYTES_PER_TRIPLET)."""
+    return triplets * CSV_BYTES_PER_TRIPLET
 
 
 def jit_options(input_bytes: int | None, small: bool | None = None) -> str:

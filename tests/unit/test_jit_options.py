@@ -1,8 +1,18 @@
 """Which JIT and settings a new Spark session gets, by the size of the batch it will process."""
 from __future__ import annotations
 
+import argparse
 import json
 
+import pytest
+
+from pinpipe.common.records import encode_value_field
+from pinpipe.common.schema import FIELDS, KINDS
+from pinpipe.extraction.alignment import Record
+from pinpipe.extraction.batch_store import write_csv
+from pinpipe.notebook_report import prestart_size
+from pinpipe.source import datagen
+from pinpipe.source.datagen import DEFAULT_ROWS
 from pinpipe.spark.session import (
     C1_ONLY_CODE,
     DRIVER_GC,
@@ -13,6 +23,7 @@ from pinpipe.spark.session import (
     QUICK_JIT,
     SMALL_INPUT_BYTES,
     driver_java_options,
+    expected_bytes,
     interpreted,
     is_small,
     jit_options,
@@ -75,3 +86,31 @@ def test_batch_bytes_adds_up_the_three_files_and_part_file_folders(tmp_path):
     (parts / "sub").mkdir()
     (parts / "sub" / "part-1.csv").write_bytes(b"x" * 4000)
     assert batch_bytes(str(tmp_path)) == 10 + 20 + 300 + 4000
+
+
+def test_the_csv_size_of_a_triplet_is_what_the_extractor_writes_for_the_source_rows(tmp_path):
+    """expected_bytes sizes a JVM started before its batch exists: it must match what the extractor writes for the
+    rows the source holds (the generator's), within a few per cent."""
+    triplets = []
+    for n, rows in enumerate(datagen.iter_rows(DEFAULT_ROWS, seed=3)):
+        values = {kind: {name: encode_value_field(v) for name, v in zip(FIELDS[kind], row)}
+                  for kind, row in zip(KINDS, rows)}
+        triplets.append({kind: Record(kind, kind, 0, n, values[kind]["idx"], values[kind]) for kind in KINDS})
+    for kind in KINDS:
+        write_csv(tmp_path / f"{kind}_data.csv", kind, triplets)
+    written = batch_bytes(str(tmp_path))
+    assert abs(expected_bytes(len(triplets)) - written) < 0.05 * written
+
+
+@pytest.mark.parametrize(("value", "small"), [
+    ("small", True), ("large", False),
+    ("500", True), ("100000", True),  # bench/.data/100000: 44 MB of CSV
+    ("1000000", False)])              # bench/.data/1000000: 442 MB
+def test_an_early_session_is_tuned_for_the_batch_size_it_is_told(value, small):
+    assert prestart_size(value) is small
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "12k", "medium", ""])
+def test_an_early_session_size_that_is_neither_a_size_nor_a_count_is_refused(value):
+    with pytest.raises(argparse.ArgumentTypeError, match="small, large or a positive number of triplets"):
+        prestart_size(value)
