@@ -69,6 +69,30 @@ stop_kafka() {
 NOTEBOOK_PID=""  # the batch notebook's runner, started early (it waits for the batch)
 STREAM_PID=""  # the streaming notebook's runner (--stream)
 
+# One run at a time per BATCH_DIR: two would write the same logs and batch folder (and trip over each other's
+# Kafka, poster port and database). The run's pid in LOCK says who holds it; one that is dead, or is no longer
+# this script (its pid reused), held it last and is taken over.
+LOCK="$BATCH_DIR/.run_pipeline.pid"
+take_lock() {
+    local holder attempt
+    mkdir -p "$BATCH_DIR"
+    for attempt in 1 2; do
+        if (set -C; printf '%s\n' "$$" > "$LOCK") 2>/dev/null; then
+            return 0
+        fi
+        holder="$(cat "$LOCK" 2>/dev/null || true)"
+        if [[ "$holder" =~ ^[0-9]+$ ]] && kill -0 "$holder" 2>/dev/null \
+            && { [[ ! -r "/proc/$holder/cmdline" ]] || grep -qa run_pipeline "/proc/$holder/cmdline"; }; then
+            say "error: another ./run_pipeline.sh (pid $holder) is running with BATCH_DIR=$BATCH_DIR; wait for it" \
+                "to end, or give this one its own BATCH_DIR, KAFKA_PORT, POSTER_PORT and PGDATA_DIR" >&2
+            exit 1
+        fi
+        rm -f "$LOCK"  # its holder is gone (killed before it could remove it)
+    done
+    say "error: cannot take $LOCK (another run keeps taking it)" >&2
+    exit 1
+}
+
 cleanup() {
     local pid
     for pid in $NOTEBOOK_PID $STREAM_PID; do  # a stage failed: a runner stops its kernel and Spark
@@ -80,14 +104,28 @@ cleanup() {
     elif [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 ]]; then
         stop_kafka
     fi
+    if [[ "$(cat "$LOCK" 2>/dev/null || true)" == "$$" ]]; then rm -f "$LOCK"; fi  # last: all is stopped
 }
 trap cleanup EXIT
+take_lock
+
+# Ctrl-C reaches this script and every stage at once. A stage may take it as a request to finish (Kafka's start
+# does), so the script stops at the first chance instead of going on to the next stage; the EXIT trap then stops
+# what the run started.
+CURRENT_STAGE=""
+interrupted() {  # STATUS: 130 (SIGINT) or 143 (SIGTERM)
+    say "error: interrupted ($( (( $1 == 130 )) && echo SIGINT || echo SIGTERM ))${CURRENT_STAGE:+ in stage '$CURRENT_STAGE'};" \
+        "stopping what this run started" >&2
+    exit "$1"
+}
+trap 'interrupted 130' INT
 
 # stage NAME LOG COMMAND...: run one stage with its output in LOG; on failure name it and show the log's tail.
 stage() {
     local name="$1" log="$2" started=$SECONDS status=0
     shift 2
     say "==> $name"
+    CURRENT_STAGE="$name"
     "$@" > "$log" 2>&1 || status=$?
     stage_done "$name" "$log" "$status" "$started"
 }
@@ -104,6 +142,10 @@ why() {  # LOG: why a stage failed: its log from the last line that says "error:
 }
 
 stage_done() {  # NAME LOG STATUS STARTED: stop on a failed stage, else note its time
+    CURRENT_STAGE=""
+    if (( $3 == 130 || $3 == 143 )); then  # Ctrl-C reached the stage (or it was sent SIGTERM): its log is noise
+        CURRENT_STAGE="$1" interrupted "$3"
+    fi
     if (( $3 != 0 )); then
         say "error: stage '$1' failed (exit $3). Log: $2" >&2
         why "$2" >&2
@@ -114,6 +156,7 @@ stage_done() {  # NAME LOG STATUS STARTED: stop on a failed stage, else note its
 
 runner_done() {  # NAME LOG PID_VARIABLE: wait for a notebook runner (its time counts from the batch), clear its pid
     local status=0
+    CURRENT_STAGE="$1"
     wait "${!3}" || status=$?
     printf -v "$3" '%s' ""
     stage_done "$1" "$2" "$status" "$spark_started"
@@ -157,8 +200,8 @@ fi
 if kafka_running; then
     say "==> kafka: already running; it will be left running"
 else
+    KAFKA_STARTED=1  # before the stage: a run interrupted while Kafka starts stops what did start
     stage kafka "$LOG_DIR/kafka.log" ./start_kafka.sh
-    KAFKA_STARTED=1
 fi
 
 # The poster starts the embedded PostgreSQL itself (seeding it when empty) and stops it when done,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import time
 import uuid
@@ -112,6 +113,39 @@ def test_a_failed_stage_stops_the_early_notebook_runner_and_everything_it_starte
     assert not (tmp_path / "batch_data" / "report.ipynb").exists()
 
     deadline = time.monotonic() + 30  # a driver JVM runs Spark's shutdown hooks once its kernel has gone
+    while processes_with_env("PINPIPE_RUN_MARKER", marker) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert [" ".join(process_arguments(pid))[:200] for pid in processes_with_env("PINPIPE_RUN_MARKER", marker)] == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_kafka_starts_stops_the_run_there_and_leaves_nothing_running(tmp_path):
+    """Ctrl-C reaches the script and all it runs (one process group). Kafka's start takes it as a request to
+    finish; the run used to carry on to the poster, or, stopped, left the broker it had started running."""
+    marker = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env.update(KAFKA_PORT=str(TEST_KAFKA_PORT + 330), KAFKA_CONTROLLER_PORT=str(TEST_KAFKA_PORT + 331),
+               KAFKA_STATE_DIR=str(tmp_path / "kafka"), BATCH_DIR=str(tmp_path / "batch_data"),
+               PGDATA_DIR=str(tmp_path / "pg"), POSTER_PORT=str(free_port()), PINPIPE_RUN_MARKER=marker)
+    run = subprocess.Popen([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "5"], env=env, cwd=PROJECT_ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        kafka_log = tmp_path / "batch_data" / "logs" / "kafka.log"
+        deadline = time.monotonic() + 300
+        while not (kafka_log.exists() and "Starting Kafka" in kafka_log.read_text()):
+            assert run.poll() is None and time.monotonic() < deadline, "the run never began to start Kafka"
+            time.sleep(0.05)
+        os.killpg(run.pid, signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130, stdout + stderr
+    assert "error: interrupted (SIGINT) in stage 'kafka'; stopping what this run started" in stderr
+    assert "==> poster" not in stdout
+    assert not (tmp_path / "kafka" / "kafka.pid").exists()
+    assert not (tmp_path / "batch_data" / ".run_pipeline.pid").exists()
+    deadline = time.monotonic() + 30
     while processes_with_env("PINPIPE_RUN_MARKER", marker) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert [" ".join(process_arguments(pid))[:200] for pid in processes_with_env("PINPIPE_RUN_MARKER", marker)] == []

@@ -1,4 +1,5 @@
-"""run_pipeline.sh's report of a failed stage, its `why` function run by bash on logs written here."""
+"""run_pipeline.sh's functions run by bash: the report of a failed stage (`why`, on logs written here) and the lock
+that keeps two runs apart (`take_lock`)."""
 from __future__ import annotations
 
 import subprocess
@@ -6,10 +7,15 @@ import subprocess
 from pinpipe.common.config import PROJECT_ROOT
 
 
-def why(log) -> str:
+def function_of(name: str) -> str:
+    """A shell function's definition, as run_pipeline.sh has it."""
     script = (PROJECT_ROOT / "run_pipeline.sh").read_text()
-    function = script[script.index("why() {"):]
-    function = function[:function.index("\n}\n") + 3]
+    function = script[script.index(f"{name}() {{"):]
+    return function[:function.index("\n}\n") + 3]
+
+
+def why(log) -> str:
+    function = function_of("why")
     # under the script's own options: a failing grep or a closed pipe must not end it before it has said why
     return subprocess.run(["bash", "-c", f'set -euo pipefail\n{function}\nwhy "$1"', "why", str(log)],
                           capture_output=True, text=True, check=True).stdout
@@ -39,3 +45,68 @@ def test_without_an_error_line_the_last_lines_are_shown(tmp_path):
     log.write_text("".join(f"line {n}\n" for n in range(100)))
     assert why(log).splitlines() == [f"line {n}" for n in range(75, 100)]
     assert why(tmp_path / "missing.log") == ""
+
+
+def take_lock(batch_dir) -> subprocess.CompletedProcess:
+    """run_pipeline.sh's take_lock, under the script's options, in a bash that then prints its own pid."""
+    script = (f"set -euo pipefail\nsay() {{ printf '%s\\n' \"$*\"; }}\nBATCH_DIR=\"$1\"\nLOCK=\"$BATCH_DIR/.run_pipeline.pid\"\n"
+              f"{function_of('take_lock')}\ntake_lock\necho \"took $$\"")
+    return subprocess.run(["bash", "-c", script, "run_pipeline_lock_test", str(batch_dir)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_the_first_run_takes_the_lock_with_its_pid(tmp_path):
+    done = take_lock(tmp_path / "batch_data")
+    assert done.returncode == 0, done.stderr
+    pid = done.stdout.split()[-1]
+    assert (tmp_path / "batch_data" / ".run_pipeline.pid").read_text() == f"{pid}\n"
+
+
+def test_a_second_run_is_refused_while_the_first_runs(tmp_path):
+    # a live run: a bash whose command line names the script (two commands, so bash does not exec sleep)
+    holder = subprocess.Popen(["bash", "-c", "sleep 30; true", "./run_pipeline.sh"])
+    try:
+        (tmp_path / ".run_pipeline.pid").write_text(f"{holder.pid}\n")
+        done = take_lock(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 1 and "took" not in done.stdout
+    assert done.stderr.startswith(f"error: another ./run_pipeline.sh (pid {holder.pid}) is running with BATCH_DIR={tmp_path}")
+    assert (tmp_path / ".run_pipeline.pid").read_text() == f"{holder.pid}\n"  # still the first run's
+
+
+def test_a_lock_left_by_a_killed_run_or_a_reused_pid_is_taken_over(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    other = subprocess.Popen(["sleep", "30"])  # alive, but not run_pipeline.sh: the dead run's pid, reused
+    try:
+        for stale in (dead.pid, other.pid, "garbage"):
+            (tmp_path / ".run_pipeline.pid").write_text(f"{stale}\n")
+            done = take_lock(tmp_path)
+            assert done.returncode == 0, done.stderr
+            assert (tmp_path / ".run_pipeline.pid").read_text() == f"{done.stdout.split()[-1]}\n"
+    finally:
+        other.kill()
+        other.wait()
+
+
+def stage_done(log, status: int) -> subprocess.CompletedProcess:
+    script = ("set -euo pipefail\nsay() { printf '%s\\n' \"$*\"; }\nTIMINGS=()\n"
+              + "\n".join(function_of(name) for name in ("interrupted", "why", "stage_done"))
+              + f"\nstage_done spark \"$1\" {status} \"$SECONDS\"\necho carried on")
+    return subprocess.run(["bash", "-c", script, "stage_done", str(log)], capture_output=True, text=True, timeout=30)
+
+
+def test_an_interrupted_stage_says_so_and_not_its_log(tmp_path):
+    log = tmp_path / "notebook.log"
+    log.write_text("error: a complaint\nzmq.error.ZMQError: Socket operation on non-socket\n")
+    for status, signal in ((130, "SIGINT"), (143, "SIGTERM")):
+        done = stage_done(log, status)
+        assert (done.returncode, done.stdout) == (status, "")
+        assert done.stderr == f"error: interrupted ({signal}) in stage 'spark'; stopping what this run started\n"
+    failed = stage_done(log, 1)  # a stage that failed on its own: its error, from its log
+    assert failed.returncode == 1 and failed.stderr.splitlines() == [
+        f"error: stage 'spark' failed (exit 1). Log: {log}", "error: a complaint",
+        "zmq.error.ZMQError: Socket operation on non-socket"]
+    assert stage_done(log, 0).stdout == "carried on\n"
