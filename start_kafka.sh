@@ -321,7 +321,7 @@ usage() {
 Usage: ./start_kafka.sh [--brokers N] [--node N]
 
 Start Apache Kafka $KAFKA_VERSION in KRaft mode (no ZooKeeper) and create the pipeline's three topics.
-Idempotent: nodes already running are left alone.
+Idempotent: nodes already running are left alone (waited for while they start), missing topics created.
 
   --brokers N   one broker (the default; also KAFKA_BROKERS) on localhost:\$KAFKA_PORT, or a cluster of N
                 nodes on this machine, each broker and controller, node K on port KAFKA_PORT+10*(K-1) and
@@ -336,7 +336,7 @@ USAGE
 }
 
 main() {
-    local brokers="$KAFKA_BROKERS" only="" node pid dir started=() to_start=()
+    local brokers="$KAFKA_BROKERS" only="" node pid dir started=() to_start=() running=()
     while (( $# )); do
         case "$1" in
             -h|--help) usage; exit 0 ;;
@@ -366,8 +366,9 @@ main() {
         [[ -z "$only" || "$only" == "$node" ]] || continue
         set_node "$node" "$brokers"
         if pid="$(running_pid "$NODE_DIR")"; then
-            if (( brokers == 1 )); then say "Kafka is already running (pid $pid) on $KAFKA_HOST:$NODE_PORT"; exit 0; fi
-            say "Node $node is already running (pid $pid) on $KAFKA_HOST:$NODE_PORT"
+            if (( brokers == 1 )); then say "Kafka is already running (pid $pid) on $KAFKA_HOST:$NODE_PORT"
+            else say "Node $node is already running (pid $pid) on $KAFKA_HOST:$NODE_PORT"; fi
+            running+=("$node")
         else
             to_start+=("$node")
         fi
@@ -385,6 +386,9 @@ main() {
     elif [[ -n "$only" ]]; then
         exit 0
     fi
+    # A node found running may still be starting (an earlier start interrupted by Ctrl-C): wait for it, and
+    # then create whatever topics that start did not get to.
+    for node in ${running[@]+"${running[@]}"}; do wait_until_ready "$node" "$brokers"; done
     [[ -n "$only" ]] && { say "Node $only is ready on $KAFKA_HOST:$((KAFKA_PORT + (only - 1) * KAFKA_NODE_PORT_STEP))"; exit 0; }
     [[ -n "${KAFKA_CLASSPATH:-}" ]] || locate_kafka
     PARTITIONS_NOTE="$KAFKA_PARTITIONS partitions"  # what the topics have; create_topics says otherwise

@@ -1,8 +1,11 @@
 """start_kafka.sh / stop_kafka.sh against a private broker (not the session one)."""
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 
+from pinpipe.common.config import PROJECT_ROOT
 from tests.conftest import TEST_KAFKA_PORT, kafka_env, run_script
 from tests.helpers import consume_all, process_arguments
 
@@ -68,6 +72,33 @@ def test_start_twice_says_already_running_and_stop_twice_is_harmless(env):
     run_script("stop_kafka.sh", env)
     second = run_script("stop_kafka.sh", env)
     assert "not running" in second.stdout
+
+
+def test_a_start_interrupted_by_ctrl_c_is_completed_by_the_next_one(env):
+    """Ctrl-C stops start_kafka.sh while its broker starts (the broker, in the background, ignores it): started
+    again, it waits for that broker and creates the topics the first start did not get to."""
+    start = subprocess.Popen([str(PROJECT_ROOT / "start_kafka.sh")], env=env, stdout=subprocess.DEVNULL,
+                             start_new_session=True)
+    pid_file = Path(env["KAFKA_STATE_DIR"]) / "kafka.pid"
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists():  # the broker is launched: Ctrl-C now
+            assert start.poll() is None and time.monotonic() < deadline, "start_kafka.sh never launched its broker"
+            time.sleep(0.02)
+        os.killpg(start.pid, signal.SIGINT)
+        start.wait(timeout=60)
+    finally:
+        if start.poll() is None:
+            start.kill()
+    assert start.returncode == -signal.SIGINT
+    again = run_script("start_kafka.sh", env)
+    assert "already running" in again.stdout and "Kafka is ready" in again.stdout
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap())
+    try:
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(TOPICS.values()))}
+    finally:
+        admin.close()
+    assert described == {name: 2 for name in TOPICS.values()}
 
 
 def test_stale_pid_file_is_removed_not_trusted(env, tmp_path):
