@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import logging
 import multiprocessing as mp
+import signal
 import socket
 import sys
 import threading
@@ -52,7 +53,7 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig, frame) -> None:
         if self.should_exit:
             return super().handle_exit(sig, frame)
-        self._on_exit_request()
+        self._on_exit_request(sig)
 
 
 def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, count: int | None,
@@ -74,18 +75,22 @@ def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, 
                             access_log=False, lifespan="on", timeout_graceful_shutdown=30,
                             proxy_headers=False)  # served directly on loopback; no proxy to trust
     process: mp.Process | None = None
+    # Set once the emulator has ended (or will not start). Only the thread that started it joins it: a second
+    # joiner finds it reaped by the first and takes it for alive.
+    emulator_ended = threading.Event()
+    stopped_by: list[int] = []  # the signal that asked the server to stop
 
-    def request_exit():
+    def request_exit(sig: int):
+        stopped_by.append(sig)
         stop_flag.set()
         threading.Thread(target=finish, daemon=True).start()
 
     def finish():
-        if process is not None:
-            process.join(timeout=EMULATOR_STOP_S)
-            if process.is_alive():  # its in-flight retries are bounded; this is the last resort
-                log.error("the emulator did not stop within %d s; killing it", EMULATOR_STOP_S)
-                process.kill()  # SIGTERM would only ask it to stop again
-                process.join(timeout=10)
+        if process is not None and not emulator_ended.wait(timeout=EMULATOR_STOP_S):
+            # its in-flight retries are bounded; this is the last resort
+            log.error("the emulator did not stop within %d s; killing it", EMULATOR_STOP_S)
+            process.kill()  # SIGTERM would only ask it to stop again
+            emulator_ended.wait(timeout=10)
         server.should_exit = True
 
     server = _Server(config, request_exit)
@@ -97,12 +102,15 @@ def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, 
 
         # Start the emulator once uvicorn is listening; it stops the server when it is done.
         def start_emulator():
-            while not server.started and not server.should_exit:
-                threading.Event().wait(0.05)
-            if server.should_exit:
-                return
-            process.start()
-            process.join()
+            try:
+                while not server.started and not server.should_exit and not stop_flag.is_set():
+                    threading.Event().wait(0.05)
+                if server.should_exit or stop_flag.is_set():
+                    return
+                process.start()
+                process.join()
+            finally:
+                emulator_ended.set()
             server.should_exit = True
 
         threading.Thread(target=start_emulator, daemon=True).start()
@@ -119,4 +127,9 @@ def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, 
     acked = status.acked
     if emulate:
         print(f"triplets acknowledged by Kafka: {acked}")
+    if stopped_by and count is not None and acked < count:  # told to stop before it was done: not a success
+        name = signal.Signals(stopped_by[0]).name
+        print(f"stopped by {name} before --count was reached: {acked} of {count} triplets acknowledged",
+              file=sys.stderr)
+        return 128 + stopped_by[0]
     return 0

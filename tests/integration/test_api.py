@@ -231,6 +231,28 @@ def test_sigterm_stops_emulating_finishes_in_flight_and_exits_0(kafka_bootstrap,
     # Every acknowledged triplet is in Kafka, and nothing in flight was dropped on the way out.
     records = consume_all(kafka_bootstrap, list(topics.values()))
     assert Counter(r.topic for r in records) == {topic: acked for topic in topics.values()}
+    assert "did not stop" not in stderr  # the emulator stopped at once: no kill
+
+
+def test_ctrl_c_before_count_is_reached_keeps_what_was_acknowledged_and_is_not_a_success(kafka_bootstrap, topics,
+                                                                                         pg_url):
+    """Ctrl-C reaches the poster and its emulator (one process group). Before, the run exited 0 as if --count had
+    been reached, after logging that the emulator 'did not stop within 60 s' (two threads joined it)."""
+    port = free_port()
+    env = poster_env(kafka_bootstrap, topics, pg_url, port)
+    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--rate", "100", "--count",
+                             "100000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    produced = wait_until_produced(proc, port, topics["pin"], 50)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    acked = int(stdout.strip().rsplit(":", 1)[1])
+    assert produced <= acked < 100000
+    assert f"stopped by SIGINT before --count was reached: {acked} of 100000 triplets acknowledged" in stderr
+    assert "did not stop" not in stderr
+    records = consume_all(kafka_bootstrap, list(topics.values()))
+    assert Counter(r.topic for r in records) == {topic: acked for topic in topics.values()}
 
 
 def test_a_stopped_emulator_gives_up_retrying_after_its_grace_period(pg_url):
