@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -399,6 +400,25 @@ def stop_all(queries: dict[str, StreamingQuery]) -> None:
             query.stop()
 
 
+def stop_when_idle(queries: dict[str, StreamingQuery], report: Callable[[str], None] = log.info,
+                   every_s: float = 10.0, poll_s: float = POLL_S) -> None:
+    """Stop each query between micro-batches, saying every `every_s` seconds which are still in one: a query
+    stopped in the middle of a batch is interrupted, which is correct (the batch is done again from its
+    checkpoint) but fills the log with the interrupted tasks' errors."""
+    running = {name: query for name, query in queries.items() if query.isActive}
+    next_report = time.monotonic() + every_s
+    while running:
+        for name, query in list(running.items()):
+            if not query.isActive or not query.status["isTriggerActive"]:
+                query.stop()
+                del running[name]
+        if running and time.monotonic() >= next_report:
+            next_report += every_s
+            report(f"still in a micro-batch: {', '.join(running)} (Ctrl-C again to stop at once)")
+        if running:
+            time.sleep(poll_s)
+
+
 def read_table(spark: SparkSession, config: StreamConfig, name: str) -> DataFrame:
     """A cleaned or rejected table as its sink committed it (Spark reads the file sink's log)."""
     return spark.read.parquet(config.table(name))
@@ -481,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
                           locations.resolve(args.checkpoint_dir, False).spark,
                           args.trigger, args.max_offsets_per_trigger, allow_data_loss=args.allow_data_loss)
     spark = get_spark(args.master, app_name="pinterest-stream", kafka=True, small=args.small)
+    # pyspark's own Ctrl-C handler cancels every Spark job first: the queries then died in pages of cancelled-job
+    # errors instead of being stopped. While they start, Ctrl-C is held until they all have; then it raises
+    # KeyboardInterrupt and nothing else.
+    held: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
         queries = start(spark, config)
     except CheckpointMismatch as error:
@@ -489,10 +514,20 @@ def main(argv: list[str] | None = None) -> int:
     except KafkaSourceMissing as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        if held:
+            raise KeyboardInterrupt
         await_all(queries, config=config)
     except KeyboardInterrupt:
-        stop_all(queries)
+        log.info("Ctrl-C: stopping each query once its micro-batch in progress is committed (Ctrl-C again: at once; "
+                 "a micro-batch cut short is done again from its checkpoint next run)")
+        try:
+            stop_when_idle(queries)
+        except KeyboardInterrupt:
+            stop_all(queries)
+        log.info("stopped")
         return 130
     except (OffsetsOfAnotherLog, RecordsDeleted) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """What the streaming job reports while it runs: records read per query, from Spark's progress reports."""
 from __future__ import annotations
 
-from pinpipe.spark.streaming import Progress
+from pinpipe.spark.streaming import Progress, stop_when_idle
 
 
 def report(batch: int, rows: int) -> dict:
@@ -23,3 +23,28 @@ def test_thousands_are_grouped_and_one_batch_is_singular():
     progress = Progress(["cleaned_geo"])
     progress.update("cleaned_geo", [report(7, 12_345)])
     assert progress.line() == "cleaned_geo read 12,345 records in 1 batch"
+
+
+class BusyFor:
+    """A StreamingQuery's surface as stop_when_idle sees it: in a micro-batch for its first `polls` looks."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls, self.isActive, self.stopped_busy = polls, True, False
+
+    @property
+    def status(self) -> dict:
+        self.polls -= 1
+        return {"isTriggerActive": self.polls >= 0, "isDataAvailable": True, "message": ""}
+
+    def stop(self) -> None:
+        self.stopped_busy = self.polls >= 0
+        self.isActive = False
+
+
+def test_ctrl_c_stops_each_query_between_micro_batches_saying_which_are_still_in_one():
+    queries = {"cleaned_pin": BusyFor(0), "rejected": BusyFor(3), "posts_per_minute": BusyFor(1)}
+    said = []
+    stop_when_idle(queries, report=said.append, every_s=0.0, poll_s=0.0)
+    assert all(not q.isActive and not q.stopped_busy for q in queries.values())
+    assert said[0] == "still in a micro-batch: rejected, posts_per_minute (Ctrl-C again to stop at once)"
+    assert said[-1] == "still in a micro-batch: rejected (Ctrl-C again to stop at once)"
