@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except SourceDatabaseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # a seed replaces the tables only once it is complete
+        print("interrupted: the source tables are as they were", file=sys.stderr)
+        return 130
 
     from pinpipe.poster.service import serve  # FastAPI and uvicorn are only needed to serve
 

@@ -87,14 +87,16 @@ def connection(url: str) -> Iterator[psycopg.Connection]:
         conn.close()
 
 
-def create_table_sql(kind: str) -> sql.Composed:
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} {}{}").format(
-            sql.Identifier(name), sql.SQL(sql_type), sql.SQL(" PRIMARY KEY" if name == "idx" else "")
-        )
-        for name, sql_type in COLUMNS[kind]
-    )
-    return sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(sql.Identifier(TABLES[kind]), columns)
+def create_table_sql(kind: str, table: str) -> sql.Composed:
+    """CREATE TABLE for `kind`'s columns, named `table`, without its primary key (seed adds it after loading)."""
+    columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sql_type))
+                                 for name, sql_type in COLUMNS[kind])
+    return sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(table), columns)
+
+
+def staging_table(kind: str) -> str:
+    """Where a seed loads `kind`'s rows before they replace the source table (seed)."""
+    return f"{TABLES[kind]}_seeding"
 
 
 def existing_columns(conn: psycopg.Connection, table: str) -> list[tuple[str, str]] | None:
@@ -139,7 +141,11 @@ class SeedReport:
 
 
 def seed(url: str, rows: int = datagen.DEFAULT_ROWS, random_seed: int = 0, reset: bool = False) -> SeedReport:
-    """Create the three tables and bulk-load `rows` generated rows into each with COPY."""
+    """Create the three tables and bulk-load `rows` generated rows into each with COPY.
+
+    The rows go into staging tables (staging_table), which replace the source tables in one transaction at the
+    end: a seed interrupted on the way (Ctrl-C, a lost connection) leaves the source tables as they were, never
+    half-filled ones the poster would then serve from."""
     if rows < 1:
         raise ValueError("--rows must be a positive integer")
     started = time.perf_counter()
@@ -152,16 +158,23 @@ def seed(url: str, rows: int = datagen.DEFAULT_ROWS, random_seed: int = 0, reset
                 f"the source tables already hold data ({held}); pass --reset to replace it"
             )
         with conn.transaction():
-            for kind in KINDS:
-                if present[kind]:
-                    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(TABLES[kind])))
+            for kind in KINDS:  # left by an interrupted seed, if any
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging_table(kind))))
                 # The primary key is added after COPY: building the index once is much faster.
-                conn.execute(create_table_sql(kind).as_string(conn).replace(" PRIMARY KEY", ""))
-    _copy_rows(url, datagen.iter_rows(rows, random_seed))
+                conn.execute(create_table_sql(kind, staging_table(kind)))
+    try:
+        _copy_rows(url, datagen.iter_rows(rows, random_seed), {kind: staging_table(kind) for kind in KINDS})
+    except BaseException:
+        _drop_staging(url)
+        raise
     with connection(url) as conn, conn.transaction():
         for kind in KINDS:
-            conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (idx)").format(sql.Identifier(TABLES[kind])))
-            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(TABLES[kind])))
+            table = sql.Identifier(TABLES[kind])
+            if present[kind]:  # found in the current schema (check_schema): empty, or --reset
+                conn.execute(sql.SQL("DROP TABLE {}").format(table))
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(staging_table(kind)), table))
+            conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (idx)").format(table))
+            conn.execute(sql.SQL("ANALYZE {}").format(table))
     report = SeedReport(rows=rows, seconds=time.perf_counter() - started)
     log.info("seeded %d rows per table in %.1f s", rows, report.seconds)
     return report
@@ -178,8 +191,26 @@ def _csv_field(value) -> str:
     return str(value)  # int, UUID, datetime (str() gives 'YYYY-MM-DD HH:MM:SS')
 
 
-def _copy_rows(url: str, triplets: Iterable[tuple[tuple, tuple, tuple]]) -> None:
-    """COPY each table over its own connection in a thread, so PostgreSQL parses while Python generates."""
+def _drop_staging(url: str) -> None:
+    """Remove the staging tables of a seed that did not finish, where the database can still be reached."""
+    try:
+        with connection(url) as conn, conn.transaction():
+            for kind in KINDS:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging_table(kind))))
+    except (psycopg.Error, SourceDatabaseError):  # the next seed drops them
+        pass
+
+
+class _Abort(Exception):
+    """The rows stopped coming (an error or Ctrl-C in the generating thread): a COPY is failed, not committed."""
+
+
+_ABORT = object()  # a queue's last item when the rows stopped coming; None when they were all sent
+
+
+def _copy_rows(url: str, triplets: Iterable[tuple[tuple, tuple, tuple]], tables: dict[str, str]) -> None:
+    """COPY each kind's rows into tables[kind] over its own connection in a thread, so PostgreSQL parses while
+    Python generates. All or nothing per table: rows that stop coming fail the COPYs."""
     queues = {kind: queue.Queue(maxsize=4) for kind in KINDS}
     errors: list[BaseException] = []
 
@@ -187,19 +218,24 @@ def _copy_rows(url: str, triplets: Iterable[tuple[tuple, tuple, tuple]]) -> None
         try:
             with connection(url) as conn, conn.cursor() as cur:
                 conn.execute("SET synchronous_commit TO off")
-                table = sql.Identifier(TABLES[kind])
+                table = sql.Identifier(tables[kind])
                 with cur.copy(sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(table)) as copy:
-                    while (chunk := queues[kind].get()) is not None:
+                    while isinstance(chunk := queues[kind].get(), bytes):
                         copy.write(chunk)
+                    if chunk is _ABORT:
+                        raise _Abort
+        except _Abort:
+            pass
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
-            while queues[kind].get() is not None:  # drain so the producer never blocks
+            while queues[kind].get() not in (None, _ABORT):  # drain so the producer never blocks
                 pass
 
     threads = [threading.Thread(target=load, args=(kind,), daemon=True) for kind in KINDS]
     for thread in threads:
         thread.start()
     buffers: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    end = _ABORT
     try:
         for n, triplet in enumerate(triplets, 1):
             for kind, row in zip(KINDS, triplet):
@@ -207,9 +243,10 @@ def _copy_rows(url: str, triplets: Iterable[tuple[tuple, tuple, tuple]]) -> None
             if n % COPY_CHUNK_ROWS == 0:
                 _flush(buffers, queues)
         _flush(buffers, queues)
+        end = None
     finally:
         for kind in KINDS:
-            queues[kind].put(None)
+            queues[kind].put(end)
         for thread in threads:
             thread.join()
     if errors:

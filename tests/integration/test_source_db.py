@@ -96,6 +96,56 @@ def test_a_foreign_table_of_the_same_name_is_refused_and_kept(tcp_server):
         assert conn.execute("SELECT name FROM foreign_test.user_data").fetchall() == [("keep me",)]
 
 
+def interrupted_after(rows: int, error: BaseException):
+    """datagen.iter_rows that stops with `error` after `rows` triplets (Ctrl-C, a failure while generating)."""
+    real = source_db.datagen.iter_rows
+
+    def iter_rows(total, seed=0):
+        for n, triplet in enumerate(real(total, seed)):
+            if n == rows:
+                raise error
+            yield triplet
+    return iter_rows
+
+
+def tables_in(url: str) -> dict[str, tuple]:
+    """Each table of the current schema: its rows, its smallest and largest idx, and its primary key columns."""
+    with psycopg.connect(url) as conn:
+        names = [row[0] for row in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
+        return {name: (*conn.execute(f'SELECT count(*), min(idx), max(idx) FROM "{name}"').fetchone(),
+                       [row[0] for row in conn.execute(
+                           "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                           "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary",
+                           (name,))])
+                for name in names}
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), ValueError("a generator failed")])
+def test_an_interrupted_seed_leaves_the_tables_as_they_were(tcp_server, monkeypatch, error):
+    """Ctrl-C (or any failure) part-way through a seed: the source tables keep their rows and primary keys (a
+    --reset used to drop them first and leave 1,500 rows without a key that the poster would serve), a first
+    seed leaves no tables, and no staging table is left behind."""
+    with psycopg.connect(tcp_server, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS interrupted_seed CASCADE")
+        conn.execute("CREATE SCHEMA interrupted_seed")
+    url = tcp_server + "?options=-csearch_path%3Dinterrupted_seed"
+    real_rows = source_db.datagen.iter_rows
+    monkeypatch.setattr(source_db.datagen, "iter_rows", interrupted_after(1500, error))
+    with pytest.raises(type(error)):
+        source_db.seed(url, rows=4000)
+    assert tables_in(url) == {}  # a first seed, interrupted: nothing
+
+    monkeypatch.setattr(source_db.datagen, "iter_rows", real_rows)
+    source_db.seed(url, rows=300, random_seed=1)
+    seeded = tables_in(url)
+    assert seeded == {TABLES[kind]: (300, 0, 299, ["idx"]) for kind in KINDS}
+    monkeypatch.setattr(source_db.datagen, "iter_rows", interrupted_after(1500, error))
+    with pytest.raises(type(error)):
+        source_db.seed(url, rows=4000, reset=True)
+    assert tables_in(url) == seeded
+
+
 def test_unreachable_database_url_is_one_clear_line():
     port = free_port()
     result = poster("seed-db", env={"DATABASE_URL": f"postgresql://someone:secret@127.0.0.1:{port}/pins"})
