@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("extractor failed", exc_info=True)
         print(f"error: {exc.text}", file=sys.stderr)
         return 1
+    except batch_store.BatchWriteError as exc:
+        log.debug("extractor failed", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KafkaError as exc:
         log.debug("extractor failed", exc_info=True)
         print(f"error: cannot read from Kafka at {settings.kafka_bootstrap_servers} ({exc}); is the broker "

@@ -148,19 +148,31 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class BatchWriteError(RuntimeError):
+    """A batch could not be written (a full disk, a read-only folder): nothing of it was published or committed."""
+
+
 def write_batch(batch_dir: Path, manifest: Manifest, triplets: list[Triplet], rejects: list[Reject]) -> Path:
-    """Write one batch durably: temp directory, fsync every file, atomic rename, fsync the parent."""
+    """Write one batch durably: temp directory, fsync every file, atomic rename, fsync the parent. A write that
+    fails removes its temp directory (the space it took) and raises BatchWriteError."""
     root = batch_dir / BATCHES
-    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f"{TMP_PREFIX}{manifest.batch_id}"
-    tmp.mkdir()
-    for kind in KINDS:
-        write_csv(tmp / CSV_FILES[kind], kind, triplets)
-    _write_text(tmp / REJECTED, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects))
-    _write_text(tmp / MANIFEST, json.dumps(manifest.to_json(), indent=2) + "\n")
-    _fsync_dir(tmp)
-    final = root / manifest.batch_id
-    os.rename(tmp, final)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        for kind in KINDS:
+            write_csv(tmp / CSV_FILES[kind], kind, triplets)
+        _write_text(tmp / REJECTED, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in rejects))
+        _write_text(tmp / MANIFEST, json.dumps(manifest.to_json(), indent=2) + "\n")
+        _fsync_dir(tmp)
+        final = root / manifest.batch_id
+        os.rename(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BatchWriteError(
+            f"cannot write batch {manifest.batch_id} ({len(triplets)} triplets) in {root}: "
+            f"{exc.strerror or exc}. Nothing is lost: its records' offsets are not committed, so the next run reads "
+            "them again") from exc
     _fsync_dir(root)
     return final
 
@@ -170,18 +182,26 @@ def publish(batch_dir: Path, batch_path: Path) -> None:
 
     Several extractors may share BATCH_DIR, so a lock keeps the three top-level files from one batch.
     """
-    with open(batch_dir / ".publish.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        with open(batch_dir / ".publish.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for name in CSV_FILES.values():
+                tmp = batch_dir / f".{name}.tmp-{os.getpid()}"
+                tmp.unlink(missing_ok=True)
+                try:
+                    os.link(batch_path / name, tmp)
+                except OSError:  # a file system without hard links
+                    shutil.copyfile(batch_path / name, tmp)
+                os.replace(tmp, batch_dir / name)
+            rebuild_rejected(batch_dir)
+            _fsync_dir(batch_dir)
+    except OSError as exc:
         for name in CSV_FILES.values():
-            tmp = batch_dir / f".{name}.tmp-{os.getpid()}"
-            tmp.unlink(missing_ok=True)
-            try:
-                os.link(batch_path / name, tmp)
-            except OSError:  # a file system without hard links
-                shutil.copyfile(batch_path / name, tmp)
-            os.replace(tmp, batch_dir / name)
-        rebuild_rejected(batch_dir)
-        _fsync_dir(batch_dir)
+            (batch_dir / f".{name}.tmp-{os.getpid()}").unlink(missing_ok=True)
+        raise BatchWriteError(
+            f"batch {batch_path.name} is written, but the CSV files in {batch_dir} could not be pointed at it: "
+            f"{exc.strerror or exc}. Nothing is lost: the next run does it (its records' offsets are not "
+            "committed yet, and the batch's manifest keeps them from being written twice)") from exc
 
 
 def rebuild_rejected(batch_dir: Path) -> None:

@@ -101,6 +101,28 @@ def test_not_enough_data_exits_2_and_allow_partial_writes_what_there_is(kafka_bo
     assert partial.exit_code == 0 and [m.rows for m in partial.batches] == [20]
 
 
+def test_a_batch_the_disk_cannot_hold_is_said_and_its_records_are_read_again(kafka_bootstrap, topics, tmp_path,
+                                                                            monkeypatch):
+    """The disk fills while a batch is written: the run stops with BatchWriteError, nothing is committed or
+    left half-written, and the next run writes every complete triplet."""
+    rows = triplet_rows(30, seed=8)
+    send_all(make_producer(kafka_bootstrap), topics, rows)
+    settings = settings_for(kafka_bootstrap, topics, tmp_path)
+    write_csv = batch_store.write_csv
+
+    def disk_full(path, kind, triplets):
+        write_csv(path, kind, triplets)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(batch_store, "write_csv", disk_full)
+    with pytest.raises(batch_store.BatchWriteError, match="No space left on device. Nothing is lost"):
+        run_extractor(settings, count=30, until_end=True)
+    assert not (tmp_path / "batches").exists() or not any((tmp_path / "batches").iterdir())
+    monkeypatch.setattr(batch_store, "write_csv", write_csv)
+    again = run_extractor(settings, count=30, until_end=True)
+    assert again.exit_code == 0 and [sorted(idx) for idx in written_idx_per_batch(tmp_path)] == [sorted(rows)]
+
+
 def test_cli_help_and_usage_errors():
     def run(*args):
         return subprocess.run([sys.executable, str(PROJECT_ROOT / "batch_extractor.py"), *args],

@@ -2,8 +2,12 @@
 batch lists as carried and commits."""
 from __future__ import annotations
 
+import errno
+
+import pytest
 from kafka.structs import TopicPartition
 
+from pinpipe.extraction import batch_store
 from pinpipe.extraction.alignment import Record
 from pinpipe.extraction.batch_store import PartitionResume
 from pinpipe.extraction.ledger import Ledger, PartitionLedger, carried_offsets
@@ -84,7 +88,6 @@ def test_a_partition_resumes_from_the_newest_batch_of_its_own_log():
 
 
 def test_verify_checks_each_log_of_a_name_apart(tmp_path):
-    from pinpipe.extraction import batch_store
 
     for manifest in (_manifest("1", 500, "S"), _manifest("2", 40, "C")):  # each from offset 0
         batch_store.write_batch(tmp_path, manifest, [], [])
@@ -134,7 +137,6 @@ def test_a_closing_batch_records_the_idx_of_what_it_carries():
 
 
 def test_the_manifest_keeps_the_carried_idx_and_resume_points_read_them(tmp_path):
-    from pinpipe.extraction import batch_store
     from pinpipe.extraction.batch_store import Manifest, resume_points
 
     manifest = Manifest(batch_id="1", created="", rows=0, duplicates=0, rejected=0, pending=1,
@@ -165,3 +167,35 @@ def test_the_carried_siblings_of_a_deleted_record_are_no_longer_pending_unless_a
     assert kept[("t.geo", 1)].carried == {14}
     assert "t.pin[0] 2 (offsets 3..4, log starts at 10); no longer pending, nor 2 records of the other topics" \
         in caplog.text
+
+
+def test_a_batch_that_cannot_be_written_says_so_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    """A full disk while a batch is written: BatchWriteError names the batch, the folder and the reason, and its
+    temp folder (the space it took) is gone; the batches written before stay as they were."""
+    batch_store.write_batch(tmp_path, _manifest("1", 10, None), [], [])
+    written = batch_store.write_csv
+
+    def fills_the_disk(path, kind, triplets):
+        written(path, kind, triplets)
+        if kind == "geo":
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(batch_store, "write_csv", fills_the_disk)
+    with pytest.raises(batch_store.BatchWriteError) as raised:
+        batch_store.write_batch(tmp_path, _manifest("2", 20, None), [], [])
+    assert str(raised.value).startswith(f"cannot write batch 2 (0 triplets) in {tmp_path / 'batches'}: No space "
+                                        "left on device. Nothing is lost")
+    assert sorted(p.name for p in (tmp_path / "batches").iterdir()) == ["1"]
+
+
+def test_csv_files_that_cannot_be_pointed_at_a_written_batch_say_so(tmp_path, monkeypatch):
+    path = batch_store.write_batch(tmp_path, _manifest("1", 10, None), [], [])
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(batch_store, "rebuild_rejected", no_space)
+    with pytest.raises(batch_store.BatchWriteError, match=f"batch 1 is written, but the CSV files in {tmp_path} "
+                                                          "could not be pointed at it: No space left on device"):
+        batch_store.publish(tmp_path, path)
+    assert not list(tmp_path.glob(".*.tmp-*"))
