@@ -404,19 +404,24 @@ def stop_when_idle(queries: dict[str, StreamingQuery], report: Callable[[str], N
                    every_s: float = 10.0, poll_s: float = POLL_S) -> None:
     """Stop each query between micro-batches, saying every `every_s` seconds which are still in one: a query
     stopped in the middle of a batch is interrupted, which is correct (the batch is done again from its
-    checkpoint) but fills the log with the interrupted tasks' errors."""
+    checkpoint) but fills the log with the interrupted tasks' errors. Interrupted itself (Ctrl-C, a kernel
+    interrupt), it stops the rest at once and raises KeyboardInterrupt."""
     running = {name: query for name, query in queries.items() if query.isActive}
     next_report = time.monotonic() + every_s
-    while running:
-        for name, query in list(running.items()):
-            if not query.isActive or not query.status["isTriggerActive"]:
-                query.stop()
-                del running[name]
-        if running and time.monotonic() >= next_report:
-            next_report += every_s
-            report(f"still in a micro-batch: {', '.join(running)} (Ctrl-C again to stop at once)")
-        if running:
-            time.sleep(poll_s)
+    try:
+        while running:
+            for name, query in list(running.items()):
+                if not query.isActive or not query.status["isTriggerActive"]:
+                    query.stop()
+                    del running[name]
+            if running and time.monotonic() >= next_report:
+                next_report += every_s
+                report(f"still in a micro-batch: {', '.join(running)} (interrupt again to stop at once)")
+            if running:
+                time.sleep(poll_s)
+    except KeyboardInterrupt:
+        stop_all(queries)
+        raise
 
 
 def read_table(spark: SparkSession, config: StreamConfig, name: str) -> DataFrame:
@@ -525,8 +530,8 @@ def main(argv: list[str] | None = None) -> int:
                  "a micro-batch cut short is done again from its checkpoint next run)")
         try:
             stop_when_idle(queries)
-        except KeyboardInterrupt:
-            stop_all(queries)
+        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
+            pass
         log.info("stopped")
         return 130
     except (OffsetsOfAnotherLog, RecordsDeleted) as error:

@@ -1,6 +1,8 @@
 """What the streaming job reports while it runs: records read per query, from Spark's progress reports."""
 from __future__ import annotations
 
+import pytest
+
 from pinpipe.spark.streaming import Progress, stop_when_idle
 
 
@@ -46,5 +48,17 @@ def test_ctrl_c_stops_each_query_between_micro_batches_saying_which_are_still_in
     said = []
     stop_when_idle(queries, report=said.append, every_s=0.0, poll_s=0.0)
     assert all(not q.isActive and not q.stopped_busy for q in queries.values())
-    assert said[0] == "still in a micro-batch: rejected, posts_per_minute (Ctrl-C again to stop at once)"
-    assert said[-1] == "still in a micro-batch: rejected (Ctrl-C again to stop at once)"
+    assert said[0] == "still in a micro-batch: rejected, posts_per_minute (interrupt again to stop at once)"
+    assert said[-1] == "still in a micro-batch: rejected (interrupt again to stop at once)"
+
+
+def test_interrupted_while_waiting_it_stops_the_rest_at_once_and_says_so():
+    class Interrupting(BusyFor):
+        @property
+        def status(self) -> dict:
+            raise KeyboardInterrupt
+
+    queries = {"cleaned_pin": BusyFor(5), "rejected": Interrupting(5)}
+    with pytest.raises(KeyboardInterrupt):
+        stop_when_idle(queries, report=lambda line: None, poll_s=0.0)
+    assert not any(query.isActive for query in queries.values())
