@@ -41,15 +41,22 @@ USAGE
 
 while (( $# )); do
     case "$1" in
-        --count) COUNT="$2"; shift 2 ;;
-        --rate) RATE="$2"; shift 2 ;;
+        --count|--rate)
+            (( $# >= 2 )) || { usage >&2; say "error: $1 needs a value" >&2; exit 2; }
+            if [[ "$1" == --count ]]; then COUNT="$2"; else RATE="$2"; fi
+            shift 2 ;;
+        --count=*) COUNT="${1#*=}"; shift ;;
+        --rate=*) RATE="${1#*=}"; shift ;;
         --stream) STREAM=1; shift ;;
         --keep-services) KEEP_SERVICES=1; shift ;;
         -h|--help) usage; exit 0 ;;
-        *) usage >&2; exit 2 ;;
+        *) usage >&2; say "error: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
-[[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || { say "error: --count must be a positive integer" >&2; exit 2; }
+# Checked here, before anything starts, not by the stage that would take them minutes later.
+[[ "$COUNT" =~ ^[1-9][0-9]*$ ]] || { say "error: --count must be a positive integer, not '$COUNT'" >&2; exit 2; }
+[[ "$RATE" =~ ^([0-9]+(\.[0-9]*)?|\.[0-9]+)$ ]] \
+    || { say "error: --rate must be 0 (as fast as possible) or a positive number, not '$RATE'" >&2; exit 2; }
 [[ "$BACKLOG_MAX" =~ ^[0-9]+$ ]] || { say "error: PIPELINE_BACKLOG_MAX must be 0 or a positive integer" >&2; exit 2; }
 
 BATCH_DIR="${BATCH_DIR:-batch_data}"

@@ -2,7 +2,10 @@
 that keeps two runs apart (`take_lock`)."""
 from __future__ import annotations
 
+import os
 import subprocess
+
+import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
 
@@ -110,3 +113,20 @@ def test_an_interrupted_stage_says_so_and_not_its_log(tmp_path):
         f"error: stage 'spark' failed (exit 1). Log: {log}", "error: a complaint",
         "zmq.error.ZMQError: Socket operation on non-socket"]
     assert stage_done(log, 0).stdout == "carried on\n"
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--count"], "error: --count needs a value"),
+    (["--count", "0"], "error: --count must be a positive integer, not '0'"),
+    (["--count=12k"], "error: --count must be a positive integer, not '12k'"),
+    (["--rate", "abc"], "error: --rate must be 0 (as fast as possible) or a positive number, not 'abc'"),
+    (["--rate=-1"], "error: --rate must be 0 (as fast as possible) or a positive number, not '-1'"),
+    (["--bogus"], "error: unknown argument: --bogus"),
+])
+def test_bad_arguments_are_refused_before_anything_starts(tmp_path, arguments, message):
+    """Refused at once with exit 2 (a bad --rate used to start Kafka and the database first, and fail in the
+    poster's stage; --count without a value was bash's 'unbound variable')."""
+    done = subprocess.run([str(PROJECT_ROOT / "run_pipeline.sh"), *arguments], capture_output=True, text=True,
+                          timeout=30, env={**os.environ, "BATCH_DIR": str(tmp_path / "batch_data")})
+    assert done.returncode == 2 and done.stderr.splitlines()[-1] == message, done.stderr
+    assert not (tmp_path / "batch_data").exists()  # nothing started, not even the lock
