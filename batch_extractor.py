@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kafka.errors import KafkaError
 
-from pinpipe.common.config import get_settings
+from pinpipe.common.config import cli_settings
 from pinpipe.common.logs import setup_logging
 from pinpipe.extraction import batch_store
 from pinpipe.extraction.extractor import Extractor, ExtractResult, install_stop_signals
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    settings = get_settings(batch_dir=args.batch_dir)
+    settings = cli_settings(batch_dir=args.batch_dir)
     if args.verify:
         problems = batch_store.verify(settings.batch_dir)
         for problem in problems:

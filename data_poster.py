@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from pinpipe.common.config import get_settings
+from pinpipe.common.config import cli_settings
 from pinpipe.common.logs import setup_logging
 from pinpipe.source import source_db
 from pinpipe.source.datagen import DEFAULT_ROWS
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    settings = get_settings(poster_host=args.host, poster_port=args.port)
+    settings = cli_settings(poster_host=args.host, poster_port=args.port)
     try:
         url = source_db.database_url(settings)
         if args.command == "seed-db":

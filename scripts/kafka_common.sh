@@ -40,6 +40,17 @@ KAFKA_CDS="${KAFKA_CDS:-on}"
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# The numeric settings, checked once here: a port of "abc" was bash's "abc: unbound variable" deep in a script,
+# and 0 partitions a Kafka tool's stack trace.
+check_number() {  # NAME VALUE MIN MAX: a whole number from MIN to MAX
+    [[ "$2" =~ ^[0-9]+$ ]] && (( 10#$2 >= $3 && 10#$2 <= $4 )) || die "$1 must be a whole number from $3 to $4, not '$2'"
+}
+check_number KAFKA_PORT "$KAFKA_PORT" 1 65535
+check_number KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT" 1 65535
+check_number KAFKA_PARTITIONS "$KAFKA_PARTITIONS" 1 10000
+check_number KAFKA_START_TIMEOUT "$KAFKA_START_TIMEOUT" 1 86400
+check_number KAFKA_STOP_TIMEOUT "$KAFKA_STOP_TIMEOUT" 1 86400
+
 # Sets the NODE_* variables of node $1 (1-based) of a cluster of $2 brokers. A single broker keeps the
 # layout it always had (.kafka/data, .kafka/logs, .kafka/kafka.pid); node N of a cluster lives in
 # .kafka/node-N/ with its own data, logs, configuration and pid file.

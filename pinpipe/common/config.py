@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +54,25 @@ class Settings(BaseSettings):
         return f"http://{self.poster_host}:{self.poster_port}"
 
 
+class SettingsError(ValueError):
+    """A setting (environment variable, `.env` line or option) that is not usable, named with its value."""
+
+
 def get_settings(**overrides) -> Settings:
-    """Settings from the environment, with keyword overrides (by field name) for tests and CLIs."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with keyword overrides (by field name) for tests and CLIs. A value that is
+    not usable raises SettingsError, one line per setting."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise SettingsError("; ".join(
+            f"{'.'.join(map(str, error['loc']))}={error.get('input')!r}: {error['msg']}" for error in exc.errors()
+        )) from None
+
+
+def cli_settings(**overrides) -> Settings:
+    """get_settings for a command: a setting that is not usable ends it with one line, `error: ...` (exit 1),
+    instead of pydantic's traceback."""
+    try:
+        return get_settings(**overrides)
+    except SettingsError as exc:
+        raise SystemExit(f"error: invalid setting {exc}") from None

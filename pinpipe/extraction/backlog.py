@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinpipe.common.config import Settings, get_settings
+from pinpipe.common.config import Settings, cli_settings
 from pinpipe.common.logs import setup_logging
 from pinpipe.extraction.group import past_deleted, reachable, resume_points_for, topic_ids, usable_committed
 from pinpipe.extraction.ledger import Ledger
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be a positive integer")
     setup_logging(False)
-    settings = get_settings()
+    settings = cli_settings()
     if not reachable(settings.kafka_bootstrap_servers):  # rather than the client's 30 s of retries
         print(f"error: cannot reach Kafka at {settings.kafka_bootstrap_servers}; is the broker running "
               "(./start_kafka.sh) and KAFKA_BOOTSTRAP_SERVERS right?", file=sys.stderr)

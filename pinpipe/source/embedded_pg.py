@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m pinpipe.source.embedded_pg status|stop`: for scripts that must leave running what was running."""
     import argparse
 
-    from pinpipe.common.config import get_settings
+    from pinpipe.common.config import cli_settings
 
     parser = argparse.ArgumentParser(prog="python -m pinpipe.source.embedded_pg", description=main.__doc__)
     parser.add_argument("command", choices=("status", "stop"))
     args = parser.parse_args(argv)
-    pgdata = get_settings().pgdata_dir
+    pgdata = cli_settings().pgdata_dir
     if args.command == "status":
         running = is_running(pgdata)
         print(f"embedded PostgreSQL in {pgdata}: {'running' if running else 'not running'}")

@@ -495,12 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     except SparkTooOld as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    from pinpipe.common.config import get_settings
+    from pinpipe.common.config import cli_settings
     from pinpipe.common.logs import setup_logging
     from pinpipe.spark.session import get_spark
 
     setup_logging()
-    settings = get_settings()
+    settings = cli_settings()
     config = StreamConfig(settings.kafka_bootstrap_servers, dict(settings.topics),
                           locations.resolve(args.output_dir, False).spark,
                           locations.resolve(args.checkpoint_dir, False).spark,

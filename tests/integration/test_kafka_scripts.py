@@ -154,6 +154,22 @@ def test_cluster_arguments_are_checked_before_anything_starts(env, args, message
     assert "Starting" not in result.stdout
 
 
+@pytest.mark.parametrize("setting, value, message", [
+    ("KAFKA_PORT", "abc", "KAFKA_PORT must be a whole number from 1 to 65535, not 'abc'"),
+    ("KAFKA_CONTROLLER_PORT", "65536", "KAFKA_CONTROLLER_PORT must be a whole number from 1 to 65535, not '65536'"),
+    ("KAFKA_PARTITIONS", "0", "KAFKA_PARTITIONS must be a whole number from 1 to 10000, not '0'"),
+    ("KAFKA_STOP_TIMEOUT", "-3", "KAFKA_STOP_TIMEOUT must be a whole number from 1 to 86400, not '-3'"),
+])
+@pytest.mark.parametrize("script", ["start_kafka.sh", "stop_kafka.sh", "run_pipeline.sh"])
+def test_a_numeric_setting_that_is_not_a_number_is_named_before_anything_starts(env, script, setting, value,
+                                                                                message):
+    """One line naming the setting (KAFKA_PORT=abc was bash's "abc: unbound variable"; 0 partitions a Kafka
+    tool's stack trace), from every script that reads them."""
+    result = run_script(script, {**env, setting: value}, check=False)
+    assert result.returncode == 1 and result.stderr == f"error: {message}\n"
+    assert not (Path(env["KAFKA_STATE_DIR"]) / "data").exists()
+
+
 def test_help_describes_cluster_mode_and_stopping_one_node(env):
     start = run_script("start_kafka.sh", env, args=["--help"])
     assert "--brokers N" in start.stdout and "--node N" in start.stdout and "min.insync.replicas=2" in start.stdout
