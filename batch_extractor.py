@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     settings = cli_settings(batch_dir=args.batch_dir)
+    if settings.batch_dir.exists() and not settings.batch_dir.is_dir():
+        print(f"error: the batch directory {settings.batch_dir} is a file; give a folder (--batch-dir or BATCH_DIR)",
+              file=sys.stderr)
+        return 1
     if args.verify:
         problems = batch_store.verify(settings.batch_dir)
         for problem in problems:

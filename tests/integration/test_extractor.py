@@ -130,6 +130,9 @@ def test_cli_help_and_usage_errors():
     assert "--count" in run("--help").stdout
     bad = run("--count", "0")
     assert bad.returncode == 2 and "--count must be a positive integer" in bad.stderr
+    a_file = run("--count", "5", "--batch-dir", str(PROJECT_ROOT / "README.md"))
+    assert a_file.returncode == 1 and a_file.stderr == (f"error: the batch directory {PROJECT_ROOT / 'README.md'} "
+                                                        "is a file; give a folder (--batch-dir or BATCH_DIR)\n")
 
 
 def test_the_backlog_command_says_when_kafka_is_not_there_and_refuses_a_bad_limit():
