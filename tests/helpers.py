@@ -122,3 +122,18 @@ def processes_with_env(name: str, value: str) -> list[int]:
         except OSError:
             continue
     return sorted(found)
+
+
+def write_generated_batch(path: Path, rows: int, seed: int) -> None:
+    """The three CSV files of `rows` generated triplets in `path`, written by the extractor's own writer."""
+    from pinpipe.common.records import encode_value_field
+    from pinpipe.common.schema import FIELDS
+    from pinpipe.extraction.alignment import Record
+
+    triplets = []
+    for n, generated in enumerate(datagen.iter_rows(rows, seed=seed)):
+        values = {kind: {name: encode_value_field(v) for name, v in zip(FIELDS[kind], row)}
+                  for kind, row in zip(KINDS, generated)}
+        triplets.append({kind: Record(kind, kind, 0, n, values[kind]["idx"], values[kind]) for kind in KINDS})
+    for kind in KINDS:
+        batch_store.write_csv(path / CSV_FILES[kind], kind, triplets)

@@ -33,6 +33,15 @@ def bootstrap() -> str:
     return f"localhost:{PORT}"
 
 
+def partition_counts() -> dict[str, int]:
+    """The partitions of each of the scripts' topics, as the broker describes them."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap())
+    try:
+        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(TOPICS.values()))}
+    finally:
+        admin.close()
+
+
 def broker_arguments(env) -> list[str]:
     """The running broker JVM's command line (its pid file is in KAFKA_STATE_DIR)."""
     return process_arguments((Path(env["KAFKA_STATE_DIR"]) / "kafka.pid").read_text().strip())
@@ -41,12 +50,7 @@ def broker_arguments(env) -> list[str]:
 def test_message_survives_a_restart_and_topics_have_the_configured_partitions(env):
     run_script("start_kafka.sh", env)
     assert "-XX:TieredStopAtLevel=1" in broker_arguments(env)  # KAFKA_JIT_OPTS' default: C1 only
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap())
-    try:
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(TOPICS.values()))}
-    finally:
-        admin.close()
-    assert described == {name: 2 for name in TOPICS.values()}
+    assert partition_counts() == {name: 2 for name in TOPICS.values()}
 
     payload = uuid.uuid4().hex.encode()
     producer = KafkaProducer(bootstrap_servers=bootstrap(), acks="all")
@@ -93,12 +97,7 @@ def test_a_start_interrupted_by_ctrl_c_is_completed_by_the_next_one(env):
     assert start.returncode == -signal.SIGINT
     again = run_script("start_kafka.sh", env)
     assert "already running" in again.stdout and "Kafka is ready" in again.stdout
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap())
-    try:
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(list(TOPICS.values()))}
-    finally:
-        admin.close()
-    assert described == {name: 2 for name in TOPICS.values()}
+    assert partition_counts() == {name: 2 for name in TOPICS.values()}
 
 
 def test_stale_pid_file_is_removed_not_trusted(env, tmp_path):

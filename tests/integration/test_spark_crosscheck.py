@@ -7,13 +7,10 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from pinpipe.common.records import encode_value_field
-from pinpipe.common.schema import FIELDS, KINDS
-from pinpipe.extraction.alignment import Record
-from pinpipe.extraction.batch_store import write_csv
-from pinpipe.source import datagen
+from pinpipe.common.schema import KINDS
 from pinpipe.spark import analytics, cleaning
 from pinpipe.spark.spark_io import read_batch
+from tests.helpers import write_generated_batch
 
 ROWS = 3000
 BLANK = re.compile(r"^[ \t\n\r\f\v]*$")  # Java's \s, which the Spark rule uses (no NBSP)
@@ -28,13 +25,7 @@ PLACEHOLDERS = {
 @pytest.fixture(scope="module")
 def batch_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("batch")
-    triplets = []
-    for n, rows in enumerate(datagen.iter_rows(ROWS, seed=21)):
-        values = {kind: {name: encode_value_field(v) for name, v in zip(FIELDS[kind], row)}
-                  for kind, row in zip(KINDS, rows)}
-        triplets.append({kind: Record(kind, kind, 0, n, values[kind]["idx"], values[kind]) for kind in KINDS})
-    for kind in KINDS:
-        write_csv(path / f"{kind}_data.csv", kind, triplets)
+    write_generated_batch(path, ROWS, seed=21)
     return path
 
 

@@ -6,12 +6,7 @@ import json
 
 import pytest
 
-from pinpipe.common.records import encode_value_field
-from pinpipe.common.schema import FIELDS, KINDS
-from pinpipe.extraction.alignment import Record
-from pinpipe.extraction.batch_store import write_csv
 from pinpipe.notebook_report import prestart_size
-from pinpipe.source import datagen
 from pinpipe.source.datagen import DEFAULT_ROWS
 from pinpipe.spark.session import (
     C1_ONLY_CODE,
@@ -29,6 +24,7 @@ from pinpipe.spark.session import (
     jit_options,
 )
 from pinpipe.spark.spark_io import batch_bytes
+from tests.helpers import write_generated_batch
 
 
 def test_small_inputs_get_c1_only_and_large_or_unknown_ones_the_optimising_compiler():
@@ -91,15 +87,9 @@ def test_batch_bytes_adds_up_the_three_files_and_part_file_folders(tmp_path):
 def test_the_csv_size_of_a_triplet_is_what_the_extractor_writes_for_the_source_rows(tmp_path):
     """expected_bytes sizes a JVM started before its batch exists: it must match what the extractor writes for the
     rows the source holds (the generator's), within a few per cent."""
-    triplets = []
-    for n, rows in enumerate(datagen.iter_rows(DEFAULT_ROWS, seed=3)):
-        values = {kind: {name: encode_value_field(v) for name, v in zip(FIELDS[kind], row)}
-                  for kind, row in zip(KINDS, rows)}
-        triplets.append({kind: Record(kind, kind, 0, n, values[kind]["idx"], values[kind]) for kind in KINDS})
-    for kind in KINDS:
-        write_csv(tmp_path / f"{kind}_data.csv", kind, triplets)
+    write_generated_batch(tmp_path, DEFAULT_ROWS, seed=3)
     written = batch_bytes(str(tmp_path))
-    assert abs(expected_bytes(len(triplets)) - written) < 0.05 * written
+    assert abs(expected_bytes(DEFAULT_ROWS) - written) < 0.05 * written
 
 
 @pytest.mark.parametrize(("value", "small"), [
