@@ -239,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rebuild and path is not None:
         path.unlink(missing_ok=True)
         failure_note(path).unlink(missing_ok=True)
-    ensure(log=lambda line: print(line, flush=True))
+    try:
+        ensure(log=lambda line: print(line, flush=True))
+    except KeyboardInterrupt:  # not a failed build: nothing is noted, and the next start builds it
+        print("Spark class archive: interrupted, not built; the next start builds it", file=sys.stderr)
+        return 130
     return 0
 
 
