@@ -116,13 +116,21 @@ cleanup() {
 trap cleanup EXIT
 take_lock
 
-# Ctrl-C reaches this script and every stage at once. A stage may take it as a request to finish (Kafka's start
-# does), so the script stops at the first chance instead of going on to the next stage; the EXIT trap then stops
-# what the run started.
+# Ctrl-C (SIGINT), or SIGTERM from `timeout` or a supervisor, stops the run at once, in whatever stage: the
+# stage is asked to stop (SIGTERM: the poster finishes its in-flight posts, the extractor writes no partial
+# batch) and waited for, then the EXIT trap stops what the run started. A stage runs in the background for this
+# (a signal's trap runs only once a foreground command ends): SIGTERM used to end this script alone and leave the
+# poster posting and the database running, and a stage that took Ctrl-C as a request to finish (Kafka's start)
+# let the run go on to the next stage.
 CURRENT_STAGE=""
+STAGE_PID=""
 interrupted() {  # STATUS: 130 (SIGINT) or 143 (SIGTERM)
     say "error: interrupted ($( (( $1 == 130 )) && echo SIGINT || echo SIGTERM ))${CURRENT_STAGE:+ in stage '$CURRENT_STAGE'};" \
         "stopping what this run started" >&2
+    if [[ -n "${STAGE_PID:-}" ]]; then
+        kill -TERM "$STAGE_PID" 2>/dev/null || true
+        wait "$STAGE_PID" 2>/dev/null || true
+    fi
     exit "$1"
 }
 trap 'interrupted 130' INT
@@ -133,7 +141,10 @@ stage() {
     shift 2
     say "==> $name"
     CURRENT_STAGE="$name"
-    "$@" > "$log" 2>&1 || status=$?
+    "$@" > "$log" 2>&1 &
+    STAGE_PID=$!
+    wait "$STAGE_PID" || status=$?
+    STAGE_PID=""
     stage_done "$name" "$log" "$status" "$started"
 }
 
@@ -176,6 +187,7 @@ ensure_venv
 PY=.venv/bin/python
 $PY -m pinpipe.spark.class_archive  # Spark drivers start faster with it; built once (pinpipe/spark/class_archive.py)
 TIMINGS+=("--timing" "setup=$((SECONDS - venv_started))")
+trap 'interrupted 143' TERM  # from here: during the set-up, SIGTERM still ends the script there and then
 
 # The batch notebook runs headless (papermill) and is rendered to report.html by one runner
 # (pinpipe/notebook_report.py). It starts now: its kernel and Spark session come up beside Kafka, the poster

@@ -1,6 +1,7 @@
 """./run_pipeline.sh end to end with a small N, on private ports and directories."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -149,3 +150,38 @@ def test_ctrl_c_while_kafka_starts_stops_the_run_there_and_leaves_nothing_runnin
     while processes_with_env("PINPIPE_RUN_MARKER", marker) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert [" ".join(process_arguments(pid))[:200] for pid in processes_with_env("PINPIPE_RUN_MARKER", marker)] == []
+
+
+@pytest.mark.slow
+def test_sigterm_while_posting_stops_the_poster_and_everything_the_run_started(tmp_path):
+    """SIGTERM to the script alone, as `timeout` or a supervisor sends it. It used to end the script there and
+    then: the poster went on posting (to a Kafka the script's exit stopped) and the database kept running."""
+    marker = uuid.uuid4().hex
+    pgdata = tmp_path / "pg"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env.update(KAFKA_PORT=str(TEST_KAFKA_PORT + 340), KAFKA_CONTROLLER_PORT=str(TEST_KAFKA_PORT + 341),
+               KAFKA_STATE_DIR=str(tmp_path / "kafka"), BATCH_DIR=str(tmp_path / "batch_data"),
+               PGDATA_DIR=str(pgdata), POSTER_PORT=str(free_port()), PINPIPE_RUN_MARKER=marker)
+    run = subprocess.Popen([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "1000000", "--rate", "50"], env=env,
+                           cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        poster_log = tmp_path / "batch_data" / "logs" / "poster.log"
+        deadline = time.monotonic() + 300
+        while not (poster_log.exists() and "emulating user posts" in poster_log.read_text()):
+            assert run.poll() is None and time.monotonic() < deadline, "the run never began to post"
+            time.sleep(0.1)
+        run.send_signal(signal.SIGTERM)  # the script only, not its process group
+        stdout, stderr = run.communicate(timeout=120)
+        deadline = time.monotonic() + 30  # a driver JVM runs Spark's shutdown hooks once its kernel has gone
+        while (left := processes_with_env("PINPIPE_RUN_MARKER", marker)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = [" ".join(process_arguments(pid))[:200] for pid in left]
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever a failure left in its process group
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 143, stdout + stderr
+    assert "error: interrupted (SIGTERM) in stage 'poster'; stopping what this run started" in stderr
+    assert "stopped by SIGTERM before --count was reached" in poster_log.read_text()
+    assert not (tmp_path / "kafka" / "kafka.pid").exists() and not (pgdata / "postmaster.pid").exists()
+    assert left == []
