@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--random-seed", type=int, default=None, help="seed of the emulator's idx draws")
     parser.add_argument("--concurrency", type=positive_int, default=128,
                         help="most emulator requests in flight (default 128; at --rate 0 all of them)")
+    parser.add_argument("--give-up-after", type=non_negative_float, default=0.0, metavar="S",
+                        help="fail (exit 1) when no triplet has been acknowledged for S seconds while some wait, "
+                             "as when Kafka is down (default 0: keep retrying until stopped)")
     parser.add_argument("--no-emulator", action="store_true", help="serve the API only")
     parser.add_argument("--host", default=None, help="bind address (default POSTER_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default POSTER_PORT or 8000)")
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from pinpipe.poster.service import serve  # FastAPI and uvicorn are only needed to serve
 
     return serve(settings, url, emulate=not args.no_emulator, rate=args.rate, count=args.count,
-                 random_seed=args.random_seed, concurrency=args.concurrency)
+                 random_seed=args.random_seed, concurrency=args.concurrency, give_up_after_s=args.give_up_after)
 
 
 if __name__ == "__main__":

@@ -253,7 +253,9 @@ else
         "the batch takes at most $COUNT triplets" >&2
 fi
 
-stage poster "$LOG_DIR/poster.log" $PY data_poster.py --count "$COUNT" --rate "$RATE"
+# A Kafka that stops answering (it crashed, ran out of disk) fails the stage after a minute instead of the
+# emulator retrying for ever.
+stage poster "$LOG_DIR/poster.log" $PY data_poster.py --count "$COUNT" --rate "$RATE" --give-up-after 60
 POSTED="$(sed -n 's/^triplets acknowledged by Kafka: \([0-9]*\)$/\1/p' "$LOG_DIR/poster.log" | tail -n 1)"
 
 # Everything is in Kafka by now. The emulator samples with replacement, so N posts hold fewer than N

@@ -57,7 +57,7 @@ class _Server(uvicorn.Server):
 
 
 def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, count: int | None,
-          random_seed: int | None, concurrency: int = 128) -> int:
+          random_seed: int | None, concurrency: int = 128, give_up_after_s: float = 0.0) -> int:
     """Serve the API (and run the emulator) until stopped, or until `count` triplets are acknowledged."""
     # The event loop, kafka-python's IO thread and the transaction thread share one GIL; the default 5 ms
     # switch interval makes every broker round trip wait for the loop's time slice (README, Benchmarks).
@@ -96,7 +96,8 @@ def serve(settings: Settings, database_url: str, *, emulate: bool, rate: float, 
     server = _Server(config, request_exit)
     if emulate:
         emulator_config = EmulatorConfig(database_url=database_url, api_url=settings.poster_url, rate=rate,
-                                         count=count, random_seed=random_seed, concurrency=concurrency)
+                                         count=count, random_seed=random_seed, concurrency=concurrency,
+                                         give_up_after_s=give_up_after_s)
         process = ctx.Process(target=run_emulator_process, args=(emulator_config, status, stop_flag),
                               name="emulator", daemon=False)
 

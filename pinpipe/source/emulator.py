@@ -8,6 +8,7 @@ import multiprocessing as mp
 import os
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +72,11 @@ class EmulatorConfig:
     concurrency: int = 128  # requests in flight: always this many at rate 0, at most this many at a rate
     max_backoff_s: float = 5.0
     stop_grace_s: float = 30.0  # once stopped, how long in-flight triplets may keep retrying
+    give_up_after_s: float = 0.0  # fail when nothing was acknowledged for this long while posts wait; 0: never
+
+
+class Stalled(RuntimeError):
+    """No triplet was acknowledged for EmulatorConfig.give_up_after_s while some were waiting (a broker down)."""
 
 
 def posters_for(rate: float, concurrency: int) -> int:
@@ -112,6 +118,8 @@ class Emulator:
         self.stop = stop
         self.rng = random.Random(config.random_seed)
         self.issued = 0
+        self.last_ack = time.monotonic()  # or the start: what give_up_after_s counts from
+        self.last_failure = ""
 
     async def run(self) -> int:
         """Post triplets until stopped or `count` are acknowledged; returns how many were."""
@@ -145,8 +153,15 @@ class Emulator:
 
             draining = asyncio.create_task(drain())
             stopped = asyncio.create_task(self.stop.wait())
-            await asyncio.wait({draining, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            watchdog = asyncio.create_task(self._watch_acknowledgements())
+            await asyncio.wait({draining, stopped, watchdog}, return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
+            if watchdog.done() and not watchdog.cancelled() and watchdog.exception() is not None:
+                for task in (*reading, *posting, draining):
+                    task.cancel()
+                await asyncio.gather(*reading, *posting, draining, return_exceptions=True)
+                raise watchdog.exception()
+            watchdog.cancel()
             if not draining.done():
                 # Stopped: in-flight triplets may retry for a while, not forever (a broker or the API may be down,
                 # and then the readers wait for room in the queue too).
@@ -164,6 +179,20 @@ class Emulator:
                 await asyncio.gather(*reading, *posting, return_exceptions=True)
                 raise draining.exception()
         return self.status.acked
+
+    async def _watch_acknowledgements(self) -> None:
+        """Raise Stalled once nothing was acknowledged for give_up_after_s while posts wait; else run until
+        cancelled."""
+        limit = self.config.give_up_after_s
+        if limit <= 0:
+            await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(min(1.0, limit / 4))
+            waiting = self.issued - self.status.acked
+            if waiting and time.monotonic() - self.last_ack > limit:
+                answer = f"the last answer: {self.last_failure}" if self.last_failure else "no answer yet"
+                raise Stalled(f"no triplet acknowledged for {limit:g} s ({waiting} waiting, {answer}). Is Kafka "
+                              "running? The poster answers 503 while it cannot reach the broker")
 
     def _next_ticket(self) -> int | None:
         if self.stop.is_set() or (self.config.count is not None and self.issued >= self.config.count):
@@ -205,10 +234,12 @@ class Emulator:
                 if status == 200:
                     with self.status._acked.get_lock():
                         self.status._acked.value += 1
+                    self.last_ack = time.monotonic()
                     return
                 if status not in RETRYABLE_STATUS:
                     raise RuntimeError(f"POST /events answered {status}: {text[:300]}")
                 reason = f"HTTP {status}"
+            self.last_failure = reason
             with self.status._retries.get_lock():
                 self.status._retries.value += 1
             log.warning("idx %s not acknowledged (%s); retrying in %.1f s", body["pin"]["idx"], reason, backoff)
@@ -246,7 +277,7 @@ def run_emulator_process(config: EmulatorConfig, status: EmulatorStatus, stop_fl
                      acked / elapsed if elapsed else 0.0)
         except Exception as exc:
             status.set_state("failed")
-            log.error("emulator failed: %s", exc)
+            print(f"error: the emulator failed: {exc}", file=sys.stderr, flush=True)  # what run_pipeline.sh shows
             raise SystemExit(1) from exc
         finally:
             watcher.cancel()

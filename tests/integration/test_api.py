@@ -176,6 +176,19 @@ def poster_env(kafka_bootstrap, topics, pg_url, port):
             "POSTER_PORT": str(port), "TRANSACTIONAL_ID": f"t-{uuid.uuid4().hex}"}
 
 
+def test_with_give_up_after_a_kafka_that_does_not_answer_fails_the_run_instead_of_hanging(topics, pg_url):
+    """No broker at the address: nothing is ever acknowledged, and the emulator used to retry for ever (a
+    run_pipeline.sh whose Kafka died hung in its poster stage). --give-up-after 4 ends it, saying why."""
+    env = poster_env(f"127.0.0.1:{free_port()}", topics, pg_url, free_port())
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--count", "20", "--rate", "0",
+                             "--give-up-after", "4"], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "error: the emulator failed: no triplet acknowledged for 4 s (20 waiting" in result.stderr
+    assert "Is Kafka running?" in result.stderr
+    assert time.monotonic() - started < 60
+
+
 def test_emulator_with_count_200_commits_exactly_200_triplets(kafka_bootstrap, topics, pg_url):
     env = poster_env(kafka_bootstrap, topics, pg_url, free_port())
     result = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "--count", "200", "--rate", "0",
