@@ -9,12 +9,40 @@ import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
 from tests.conftest import TEST_KAFKA_PORT, free_port, kafka_env, run_script
 from tests.helpers import make_producer, process_arguments, processes_with_env, send, triplet_rows
+
+
+def private_run_env(tmp_path, port: int, marker: str, **settings: str) -> dict[str, str]:
+    """A run_pipeline.sh environment of its own: Kafka on `port` and `port` + 1, its state, the batch and the
+    embedded database under tmp_path, a free poster port; every process it starts carries `marker`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
+    env.update(KAFKA_PORT=str(port), KAFKA_CONTROLLER_PORT=str(port + 1), KAFKA_STATE_DIR=str(tmp_path / "kafka"),
+               BATCH_DIR=str(tmp_path / "batch_data"), PGDATA_DIR=str(tmp_path / "pg"), POSTER_PORT=str(free_port()),
+               PINPIPE_RUN_MARKER=marker, **settings)
+    return env
+
+
+def wait_for_log(run: subprocess.Popen, log: Path, text: str, poll_s: float = 0.05, timeout_s: float = 300) -> None:
+    """Until the stage log `log` holds `text`, while the run goes on."""
+    deadline = time.monotonic() + timeout_s
+    while not (log.exists() and text in log.read_text()):
+        assert run.poll() is None and time.monotonic() < deadline, f"{log.name} never said {text!r}"
+        time.sleep(poll_s)
+
+
+def left_running(marker: str, patience_s: float = 30) -> list[str]:
+    """The command lines of the processes carrying `marker` still there after `patience_s` (a driver JVM runs
+    Spark's shutdown hooks once its kernel has gone)."""
+    deadline = time.monotonic() + patience_s
+    while (left := processes_with_env("PINPIPE_RUN_MARKER", marker)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return [" ".join(process_arguments(pid))[:200] for pid in left]
 
 
 @pytest.mark.slow
@@ -100,11 +128,8 @@ def test_a_failed_stage_stops_the_early_notebook_runner_and_everything_it_starte
     """The poster cannot reach its database: the run stops there, names the stage, and leaves nothing running:
     not the notebook's early kernel or Spark driver (which were starting beside Kafka), not Kafka."""
     marker = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env.update(KAFKA_PORT=str(TEST_KAFKA_PORT + 310), KAFKA_CONTROLLER_PORT=str(TEST_KAFKA_PORT + 311),
-               KAFKA_STATE_DIR=str(tmp_path / "kafka"), BATCH_DIR=str(tmp_path / "batch_data"),
-               POSTER_PORT=str(free_port()), DATABASE_URL=f"postgresql://127.0.0.1:{free_port()}/nothing",
-               PINPIPE_RUN_MARKER=marker)
+    env = private_run_env(tmp_path, TEST_KAFKA_PORT + 310, marker,
+                          DATABASE_URL=f"postgresql://127.0.0.1:{free_port()}/nothing")
     result = subprocess.run([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "5"], env=env, capture_output=True,
                             text=True, timeout=600, cwd=PROJECT_ROOT)
     assert result.returncode == 1 and "error: stage 'poster' failed" in result.stderr, result.stdout + result.stderr
@@ -112,11 +137,7 @@ def test_a_failed_stage_stops_the_early_notebook_runner_and_everything_it_starte
     assert "could not measure what the topics held" not in result.stderr  # the broker was there to ask
     assert not (tmp_path / "kafka" / "kafka.pid").exists()
     assert not (tmp_path / "batch_data" / "report.ipynb").exists()
-
-    deadline = time.monotonic() + 30  # a driver JVM runs Spark's shutdown hooks once its kernel has gone
-    while processes_with_env("PINPIPE_RUN_MARKER", marker) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert [" ".join(process_arguments(pid))[:200] for pid in processes_with_env("PINPIPE_RUN_MARKER", marker)] == []
+    assert left_running(marker) == []
 
 
 @pytest.mark.slow
@@ -124,18 +145,11 @@ def test_ctrl_c_while_kafka_starts_stops_the_run_there_and_leaves_nothing_runnin
     """Ctrl-C reaches the script and all it runs (one process group). Kafka's start takes it as a request to
     finish; the run used to carry on to the poster, or, stopped, left the broker it had started running."""
     marker = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    env.update(KAFKA_PORT=str(TEST_KAFKA_PORT + 330), KAFKA_CONTROLLER_PORT=str(TEST_KAFKA_PORT + 331),
-               KAFKA_STATE_DIR=str(tmp_path / "kafka"), BATCH_DIR=str(tmp_path / "batch_data"),
-               PGDATA_DIR=str(tmp_path / "pg"), POSTER_PORT=str(free_port()), PINPIPE_RUN_MARKER=marker)
+    env = private_run_env(tmp_path, TEST_KAFKA_PORT + 330, marker)
     run = subprocess.Popen([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "5"], env=env, cwd=PROJECT_ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        kafka_log = tmp_path / "batch_data" / "logs" / "kafka.log"
-        deadline = time.monotonic() + 300
-        while not (kafka_log.exists() and "Starting Kafka" in kafka_log.read_text()):
-            assert run.poll() is None and time.monotonic() < deadline, "the run never began to start Kafka"
-            time.sleep(0.05)
+        wait_for_log(run, tmp_path / "batch_data" / "logs" / "kafka.log", "Starting Kafka")
         os.killpg(run.pid, signal.SIGINT)
         stdout, stderr = run.communicate(timeout=120)
     finally:
@@ -146,10 +160,7 @@ def test_ctrl_c_while_kafka_starts_stops_the_run_there_and_leaves_nothing_runnin
     assert "==> poster" not in stdout
     assert not (tmp_path / "kafka" / "kafka.pid").exists()
     assert not (tmp_path / "batch_data" / ".run_pipeline.pid").exists()
-    deadline = time.monotonic() + 30
-    while processes_with_env("PINPIPE_RUN_MARKER", marker) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert [" ".join(process_arguments(pid))[:200] for pid in processes_with_env("PINPIPE_RUN_MARKER", marker)] == []
+    assert left_running(marker) == []
 
 
 @pytest.mark.slow
@@ -157,31 +168,21 @@ def test_sigterm_while_posting_stops_the_poster_and_everything_the_run_started(t
     """SIGTERM to the script alone, as `timeout` or a supervisor sends it. It used to end the script there and
     then: the poster went on posting (to a Kafka the script's exit stopped) and the database kept running."""
     marker = uuid.uuid4().hex
-    pgdata = tmp_path / "pg"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    env.update(KAFKA_PORT=str(TEST_KAFKA_PORT + 340), KAFKA_CONTROLLER_PORT=str(TEST_KAFKA_PORT + 341),
-               KAFKA_STATE_DIR=str(tmp_path / "kafka"), BATCH_DIR=str(tmp_path / "batch_data"),
-               PGDATA_DIR=str(pgdata), POSTER_PORT=str(free_port()), PINPIPE_RUN_MARKER=marker)
+    env = private_run_env(tmp_path, TEST_KAFKA_PORT + 340, marker)
     run = subprocess.Popen([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "1000000", "--rate", "50"], env=env,
                            cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
     try:
         poster_log = tmp_path / "batch_data" / "logs" / "poster.log"
-        deadline = time.monotonic() + 300
-        while not (poster_log.exists() and "emulating user posts" in poster_log.read_text()):
-            assert run.poll() is None and time.monotonic() < deadline, "the run never began to post"
-            time.sleep(0.1)
+        wait_for_log(run, poster_log, "emulating user posts")
         run.send_signal(signal.SIGTERM)  # the script only, not its process group
         stdout, stderr = run.communicate(timeout=120)
-        deadline = time.monotonic() + 30  # a driver JVM runs Spark's shutdown hooks once its kernel has gone
-        while (left := processes_with_env("PINPIPE_RUN_MARKER", marker)) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        left = [" ".join(process_arguments(pid))[:200] for pid in left]
+        left = left_running(marker)  # before the clean-up below, which would hide them
     finally:
         with contextlib.suppress(ProcessLookupError):  # whatever a failure left in its process group
             os.killpg(run.pid, signal.SIGKILL)
     assert run.returncode == 143, stdout + stderr
     assert "error: interrupted (SIGTERM) in stage 'poster'; stopping what this run started" in stderr
     assert "stopped by SIGTERM before --count was reached" in poster_log.read_text()
-    assert not (tmp_path / "kafka" / "kafka.pid").exists() and not (pgdata / "postmaster.pid").exists()
+    assert not (tmp_path / "kafka" / "kafka.pid").exists() and not (tmp_path / "pg" / "postmaster.pid").exists()
     assert left == []
