@@ -186,7 +186,7 @@ def publish(batch_dir: Path, batch_path: Path) -> None:
         with open(batch_dir / ".publish.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             for name in CSV_FILES.values():
-                tmp = batch_dir / f".{name}.tmp-{os.getpid()}"
+                tmp = _publish_tmp(batch_dir, name)
                 tmp.unlink(missing_ok=True)
                 try:
                     os.link(batch_path / name, tmp)
@@ -197,11 +197,16 @@ def publish(batch_dir: Path, batch_path: Path) -> None:
             _fsync_dir(batch_dir)
     except OSError as exc:
         for name in CSV_FILES.values():
-            (batch_dir / f".{name}.tmp-{os.getpid()}").unlink(missing_ok=True)
+            _publish_tmp(batch_dir, name).unlink(missing_ok=True)
         raise BatchWriteError(
             f"batch {batch_path.name} is written, but the CSV files in {batch_dir} could not be pointed at it: "
             f"{exc.strerror or exc}. Nothing is lost: the next run does it (its records' offsets are not "
             "committed yet, and the batch's manifest keeps them from being written twice)") from exc
+
+
+def _publish_tmp(batch_dir: Path, name: str) -> Path:
+    """Where this process prepares the top-level file `name` before it replaces it."""
+    return batch_dir / f".{name}.tmp-{os.getpid()}"
 
 
 def rebuild_rejected(batch_dir: Path) -> None:
@@ -212,7 +217,7 @@ def rebuild_rejected(batch_dir: Path) -> None:
     target = batch_dir / REJECTED
     if not text and not target.exists():
         return
-    tmp = batch_dir / f".{REJECTED}.tmp-{os.getpid()}"
+    tmp = _publish_tmp(batch_dir, REJECTED)
     _write_text(tmp, text)
     os.replace(tmp, target)
 

@@ -158,8 +158,8 @@ def seed(url: str, rows: int = datagen.DEFAULT_ROWS, random_seed: int = 0, reset
                 f"the source tables already hold data ({held}); pass --reset to replace it"
             )
         with conn.transaction():
-            for kind in KINDS:  # left by an interrupted seed, if any
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging_table(kind))))
+            _drop_staging_tables(conn)  # left by a seed that could not drop them, if any
+            for kind in KINDS:
                 # The primary key is added after COPY: building the index once is much faster.
                 conn.execute(create_table_sql(kind, staging_table(kind)))
     try:
@@ -191,12 +191,16 @@ def _csv_field(value) -> str:
     return str(value)  # int, UUID, datetime (str() gives 'YYYY-MM-DD HH:MM:SS')
 
 
+def _drop_staging_tables(conn: psycopg.Connection) -> None:
+    for kind in KINDS:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging_table(kind))))
+
+
 def _drop_staging(url: str) -> None:
     """Remove the staging tables of a seed that did not finish, where the database can still be reached."""
     try:
         with connection(url) as conn, conn.transaction():
-            for kind in KINDS:
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(staging_table(kind))))
+            _drop_staging_tables(conn)
     except (psycopg.Error, SourceDatabaseError):  # the next seed drops them
         pass
 
