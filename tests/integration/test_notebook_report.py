@@ -81,6 +81,15 @@ def runner_processes(marker: str) -> list[int]:
     return processes_with_env("PINPIPE_REPORT_TEST", marker)
 
 
+def is_java(pid: int) -> bool:
+    """Whether process `pid` runs java; False once it has gone (a short-lived launcher process can go between
+    being listed and being looked at)."""
+    try:
+        return Path(f"/proc/{pid}/exe").resolve(strict=True).name == "java"
+    except (FileNotFoundError, PermissionError):
+        return False
+
+
 def wait_for(predicate, timeout: float = 120, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -104,7 +113,7 @@ def test_when_exists_runs_the_notebook_in_the_early_kernel_with_its_spark_sessio
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # the session's JVM is up (a java process with the marker) while the runner still waits
-        wait_for(lambda: any(Path(f"/proc/{pid}/exe").resolve().name == "java" for pid in runner_processes(marker)),
+        wait_for(lambda: any(is_java(pid) for pid in runner_processes(marker)),
                  what="the early Spark driver")
         time.sleep(1)
         assert runner.poll() is None and not (tmp_path / "out.ipynb").exists()
@@ -166,7 +175,7 @@ def test_an_early_runner_stops_on_sigterm_or_when_orphaned_and_leaves_nothing_ru
             "--when-exists", str(tmp_path / "never")]
     runner = subprocess.Popen([*args, "--prestart-spark", "large", "--warm-up"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-    wait_for(lambda: any(Path(f"/proc/{pid}/exe").resolve().name == "java" for pid in runner_processes(marker)),
+    wait_for(lambda: any(is_java(pid) for pid in runner_processes(marker)),
              what="the early Spark driver")
     runner.terminate()
     runner.communicate(timeout=60)
