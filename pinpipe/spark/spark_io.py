@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,8 @@ def _parallel_parts(spark: SparkSession, location: locations.Location) -> list[s
     parsed by several tasks and the frames built on it have several partitions; anything else as it is.
 
     The parts live in the temp directory, are reused while the file is unchanged, and go when the process ends.
+    Where the temp directory has no room for them (_no_room_for_parts) or the copy fails, the file is read whole,
+    by one task, with a warning: slower, never a failed read.
     """
     cores = None if is_connect(spark) or on_databricks() else local_cores(spark.conf.get("spark.master", ""))
     if not cores or location.local is None or not os.path.isfile(location.local):
@@ -136,13 +139,38 @@ def _parallel_parts(spark: SparkSession, location: locations.Location) -> list[s
     if parts == 1:
         return [location.spark]
     key = f"{file.resolve()}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}:{parts}"
-    out = _parts_root() / hashlib.sha256(key.encode()).hexdigest()[:16]
+    root = _parts_root()
+    out = root / hashlib.sha256(key.encode()).hexdigest()[:16]
     done = out / "complete"
     if not done.exists():
         shutil.rmtree(out, ignore_errors=True)
-        files = csv_parts.split(file, out, parts)
-        done.write_text("\n".join(p.name for p in files))
+        problem = _no_room_for_parts(root, stat.st_size)
+        if problem is None:
+            try:
+                files = csv_parts.split(file, out, parts)
+                done.write_text("\n".join(p.name for p in files))
+            except OSError as error:
+                shutil.rmtree(out, ignore_errors=True)
+                problem = f"copying it there failed: {error.strerror or error}"
+        if problem is not None:
+            warnings.warn(f"{file}: read whole, by one task, instead of cut into {parts} parts in the temp directory "
+                          f"{root.parent} to be parsed in parallel: {problem}. Set TMPDIR to a roomier directory "
+                          f"to parse it faster.", stacklevel=2)
+            return [location.spark]
     return [str(out / name) for name in done.read_text().splitlines()]
+
+
+# A file is cut into parts only where the temp directory has room for the copy and as much again after it: Spark's
+# shuffle files and, often, the cleaned tables go to the same disk, and a temp directory in memory (tmpfs) is RAM.
+PARTS_ROOM_FACTOR = 2
+
+
+def _no_room_for_parts(root: Path, size: int) -> str | None:
+    """Why the parts of a file of `size` bytes do not fit in `root`'s file system, or None when they do."""
+    free, wanted = shutil.disk_usage(root).free, PARTS_ROOM_FACTOR * size
+    if free >= wanted:
+        return None
+    return f"{free / 2**20:,.0f} MB free there, {wanted / 2**20:,.0f} MB wanted (the copy, and as much again)"
 
 
 @functools.cache

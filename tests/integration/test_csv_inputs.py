@@ -76,6 +76,57 @@ def test_a_large_lf_file_cut_into_parts_reads_the_same_rows(spark, tmp_path, mon
     assert sorted(tuple(r) for r in cut.collect()) == whole and len(whole) == len(many)
 
 
+def many_pins(directory):
+    """A pin file of 120 rows (the hand-built texts twenty times over), LF-ended; its rows as Python reads them."""
+    many = [dict(row, idx=str(n * 10 + int(row["idx"]))) for n in range(20) for row in rows_for("pin")]
+    write(directory / "pin_data.csv", "pin", line_end="\n", rows=many)
+    return sorted(tuple(row[name] or None for name in FIELDS["pin"]) for row in many)
+
+
+def test_a_file_is_read_whole_where_the_temp_directory_has_no_room_for_its_parts(spark, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from pinpipe.spark import csv_parts
+
+    rows = many_pins(tmp_path)
+    size = (tmp_path / "pin_data.csv").stat().st_size
+    monkeypatch.setattr(csv_parts, "parts_for", lambda size, parallelism: 4)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * size, 10 * size - (2 * size - 1), 2 * size - 1))
+    with pytest.warns(UserWarning, match=r"pin_data\.csv: read whole, by one task, instead of cut into 4 parts .* "
+                                         r"MB free there, .* MB wanted .* Set TMPDIR"):
+        whole = read_raw(spark, str(tmp_path), "pin")
+    assert whole.inputFiles() == [(tmp_path / "pin_data.csv").as_uri()]
+    assert sorted(tuple(r) for r in whole.collect()) == rows
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * size, 8 * size, 2 * size))  # just enough
+    assert len(read_raw(spark, str(tmp_path), "pin").inputFiles()) == 4
+
+
+def test_a_copy_that_fails_part_way_is_removed_and_the_file_read_whole(spark, tmp_path, monkeypatch):
+    import errno
+
+    from pinpipe.spark import csv_parts, spark_io
+
+    rows = many_pins(tmp_path)
+    monkeypatch.setattr(csv_parts, "parts_for", lambda size, parallelism: 4)
+    copy, calls = csv_parts._copy_range, []
+
+    def fill_the_disk(source, target, offset, count):
+        calls.append(offset)
+        if len(calls) == 3:  # two parts written, the third runs out of space
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copy(source, target, offset, count)
+
+    monkeypatch.setattr(csv_parts, "_copy_range", fill_the_disk)
+    before = set(spark_io._parts_root().iterdir())  # parts of other tests' files
+    with pytest.warns(UserWarning, match=r"pin_data\.csv: read whole.*copying it there failed: No space left"):
+        whole = read_raw(spark, str(tmp_path), "pin")
+    assert len(calls) == 3 and len(whole.inputFiles()) == 1
+    assert sorted(tuple(r) for r in whole.collect()) == rows
+    assert set(spark_io._parts_root().iterdir()) == before  # the two parts written are gone
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / "geo_data.csv").unlink(), "geo_data.csv: no such file"),
     (lambda d: (d / "geo_data.csv").write_bytes(b""), "geo_data.csv: the file is empty"),
