@@ -231,10 +231,15 @@ def output_locations(input_dir: str, output_dir: str | None = None,
 FEW_VALUES = {"pin": ("is_image_or_video", "category"), "geo": ("country",), "user": ("age",)}
 
 
+class SaveError(RuntimeError):
+    """A cleaned table could not be written; the message names the table, where, and the first cause."""
+
+
 def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str, small: bool = False) -> dict[str, DataFrame]:
     """The cleaned frames to <cleaned_dir>/<name> as Parquet, all at once (one job per frame, from threads);
     returns them read back, so the questions scan a few compact columns instead of the CSVs again. `small`: read
-    back in a single partition each (single_partition)."""
+    back in a single partition each (single_partition). A write that fails raises SaveError, whose one line says
+    why (a full disk, a path that is not a folder) where Spark's own error puts it under a page of Java frames."""
     target = locations.resolve(cleaned_dir, on_databricks())
 
     def save(item: tuple[str, DataFrame]) -> DataFrame:
@@ -243,12 +248,30 @@ def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str, small: bool = 
         writer = df.write.mode("overwrite").option("parquet.enable.dictionary", "false")
         for column in FEW_VALUES.get(name, ()):
             writer = writer.option(f"parquet.enable.dictionary#{column}", "true")
-        writer.parquet(location)
+        try:
+            writer.parquet(location)
+        except Exception as error:  # Spark's, from the JVM or a Spark Connect server
+            raise SaveError(f"cannot write the cleaned {name} table to {location}: {root_cause(error)}") from error
         saved = df.sparkSession.read.schema(df.schema).parquet(location)  # no job to read a footer for it
         return single_partition(saved) if small else saved
 
     with ThreadPoolExecutor(max_workers=len(cleaned)) as pool:
         return dict(zip(cleaned, pool.map(save, cleaned.items())))
+
+
+def root_cause(error: Exception) -> str:
+    """The innermost cause of a Spark error, as Java states it ('java.io.IOException: No space left on device'),
+    or the error's own first line where the JVM's exception cannot be reached (Spark Connect)."""
+    java = getattr(error, "java_exception", None) or getattr(error, "_origin", None)  # py4j's, pyspark's
+    if java is not None:
+        try:
+            while java.getCause() is not None:
+                java = java.getCause()
+            return str(java.toString())
+        except Exception:  # the JVM gone or not answering: the error's own words below
+            pass
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def write_results(results: dict[str, Collected], output_dir: str, input_rows: dict[str, int],

@@ -185,3 +185,15 @@ def test_results_where_only_spark_can_write_are_one_part_file_each(spark, tmp_pa
         assert list(csv.reader(handle)) == [["name", "n"], ['a, "b"', "1"], ["c", ""]]
     summary = list((tmp_path / "out" / "summary.json").glob("part-*"))
     assert len(summary) == 1 and '"q": 2' in summary[0].read_text()
+
+
+def test_a_cleaned_table_that_cannot_be_written_names_itself_where_and_why(spark, tmp_path):
+    from pinpipe.spark.spark_io import SaveError, save_cleaned
+
+    (tmp_path / "results").write_text("a file where the cleaned folder's parent should be")
+    frames = {"geo": spark.createDataFrame([(1, "X")], "ind int, country string")}
+    with pytest.raises(SaveError, match=r"^cannot write the cleaned geo table to .*results/cleaned/geo: "
+                                        r"\S*ParentNotDirectoryException: Parent path is not a directory: "
+                                        r"\S*results$") as raised:
+        save_cleaned(frames, str(tmp_path / "results" / "cleaned"))
+    assert "\n" not in str(raised.value) and raised.value.__cause__ is not None  # Spark's own error chained
