@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -259,19 +260,28 @@ def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str, small: bool = 
         return dict(zip(cleaned, pool.map(save, cleaned.items())))
 
 
+# A Java exception as a stack trace states it: "java.io.IOException: No space left on device", after "Caused by: "
+# for a cause, after ": " in a Py4JJavaError's text.
+JAVA_EXCEPTION_LINE = re.compile(r"^(?:Caused by: |: )?((?:[a-z_]\w*\.)+[A-Z]\w*(?:Exception|Error)\b.*)$")
+
+
 def root_cause(error: Exception) -> str:
-    """The innermost cause of a Spark error, as Java states it ('java.io.IOException: No space left on device'),
-    or the error's own first line where the JVM's exception cannot be reached (Spark Connect)."""
+    """The innermost cause of a Spark error in one line, as Java states it ('java.io.IOException: No space left on
+    device'): the JVM's exception followed to its last cause where Python can reach it, else the last Java exception
+    its text names (the text of a foreachBatch function's failure is a Python traceback ending in the Java error),
+    else the error's own first line (Spark Connect)."""
+    text = str(error)
     java = getattr(error, "java_exception", None) or getattr(error, "_origin", None)  # py4j's, pyspark's
     if java is not None:
         try:
             while java.getCause() is not None:
                 java = java.getCause()
-            return str(java.toString())
-        except Exception:  # the JVM gone or not answering: the error's own words below
+            text = str(java.toString())
+        except Exception:  # the JVM gone or not answering: the error's own text
             pass
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    stated = [found.group(1) for line in lines if (found := JAVA_EXCEPTION_LINE.match(line))]
+    return stated[-1] if stated else lines[0] if lines else type(error).__name__
 
 
 def write_results(results: dict[str, Collected], output_dir: str, input_rows: dict[str, int],

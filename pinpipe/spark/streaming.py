@@ -43,7 +43,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from pinpipe.common.schema import FIELDS, KINDS
 from pinpipe.spark import cleaning, locations
-from pinpipe.spark.spark_io import RAW_SCHEMAS
+from pinpipe.spark.spark_io import RAW_SCHEMAS, root_cause
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,11 @@ class RecordsDeleted(RuntimeError):
     """Kafka deleted records (retention, delete-records) before a query read them: they are lost to the stream."""
 
 
+class QueryFailed(RuntimeError):
+    """A query stopped with an error of its own (a sink's disk full, a table's folder unusable); the others are
+    stopped too, and each goes on from its checkpoint next run."""
+
+
 # Spark's Kafka source, finding a checkpointed offset below the start of a partition's log (failOnDataLoss)
 DELETED = re.compile(r"Some data may have been lost because they are not available in Kafka any more")
 DELETED_RANGE = re.compile(r"Could not read records in offset \[(\d+), (\d+)\) for topic partition (\S+)")
@@ -297,7 +302,7 @@ def start(spark: SparkSession, config: StreamConfig, databricks: bool = False) -
     the topics held at start is processed. Refused first: a pyspark without the VARIANT functions (SparkTooOld),
     tables whose checkpoints do not match them (check_tables_match_checkpoints). A Spark without the Kafka source
     raises KafkaSourceMissing, which says how to give it one. If a query fails to start, those started before
-    it are stopped."""
+    it are stopped and QueryFailed says which and why."""
     check_spark_supports_streaming()
     check_tables_match_checkpoints(config, databricks)
     queries: dict[str, StreamingQuery] = {}
@@ -308,6 +313,9 @@ def start(spark: SparkSession, config: StreamConfig, databricks: bool = False) -
         # Spark's own message points at its deployment guide; say what to do here
         if isinstance(error, AnalysisException) and "Failed to find data source: kafka" in str(error):
             raise KafkaSourceMissing(NO_KAFKA_SOURCE_HINT) from error
+        if isinstance(error, Exception):  # Spark's (a sink's folder unusable): in one line, Java frames chained
+            name = next(name for name in TABLES if name not in queries)
+            raise QueryFailed(f"query {name} could not start: {root_cause(error)}; no query is running") from error
         raise
     log.info("started %d streaming queries (trigger %s) writing under %s", len(queries), config.trigger,
              config.output_dir)
@@ -361,9 +369,10 @@ def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] 
               every_s: float = 10.0, config: StreamConfig | None = None) -> None:
     """Wait for the queries to finish (availableNow: once what the topics held is processed; an interval trigger:
     until stopped), reporting every `every_s` seconds, once records have come and when it changed, the records
-    each has read so far, and at the end. A failed query raises its error here, at once (OffsetsOfAnotherLog,
-    the others stopped, when its checkpoint belongs to another log; RecordsDeleted, likewise, when Kafka deleted
-    records it had not read; with the queries' `config` it names the command that reads on).
+    each has read so far, and at the end. A failed query stops the others and raises here, at once: QueryFailed
+    with the innermost cause (Spark's error chained), OffsetsOfAnotherLog when its checkpoint belongs to another
+    log, RecordsDeleted when Kafka deleted records it had not read (with the queries' `config` it names the command
+    that reads on).
 
     It polls rather than blocking in awaitTermination: pyspark's Ctrl-C handler calls the JVM itself, which
     inside another blocked py4j call fails with "reentrant call" tracebacks."""
@@ -375,10 +384,11 @@ def await_all(queries: dict[str, StreamingQuery], report: Callable[[str], None] 
             if not query.isActive:
                 del running[name]
                 if (error := query.exception()) is not None:
+                    stop_all(queries)
                     if explained := _another_log(name, error) or _records_deleted(name, error, config):
-                        stop_all(queries)
                         raise explained from None
-                    query.awaitTermination()  # raises the query's error
+                    raise QueryFailed(f"query {name} failed: {root_cause(error)}; the other queries are stopped, "
+                                      "and each goes on from its checkpoint next run") from error
         if running and time.monotonic() >= next_report:
             next_report += every_s
             for name, query in queries.items():
@@ -516,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointMismatch as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KafkaSourceMissing as error:
+    except (KafkaSourceMissing, QueryFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:
@@ -537,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OffsetsOfAnotherLog, RecordsDeleted) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except QueryFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     counts = row_counts(spark, config)
     write_summary(counts, config)
     print(" ".join(f"{name}={count}" for name, count in counts.items()))

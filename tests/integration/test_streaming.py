@@ -462,3 +462,65 @@ def test_records_deleted_before_the_stream_read_them_stop_it_saying_so_until_all
     send_all(producer, topics, {i: rows[i] for i in idx[10:12]})
     assert streaming.main([*where, "--master", "local[2]"]) == 0  # past the gap: as usual again
     assert streaming.row_counts(spark, config)["cleaned_pin"] == 22
+
+
+
+def run_stream_cli(monkeypatch, config, topics) -> list[str]:
+    """The streaming command's arguments for `config`, its settings in the environment."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", config.bootstrap_servers)
+    for kind, topic in topics.items():
+        monkeypatch.setenv(f"{kind.upper()}_TOPIC", topic)
+    return ["--output-dir", config.output_dir, "--checkpoint-dir", config.checkpoint_dir, "--master", "local[2]"]
+
+
+def one_line_error(err: str, pattern: str) -> str:
+    found = re.search(f"^error: {pattern}$", err, re.MULTILINE)
+    assert found and "\tat " not in err and "Traceback" not in err, err[-3000:]
+    return found.group(1)
+
+
+def test_a_query_that_cannot_start_stops_those_started_and_says_why_in_one_line(spark, kafka_bootstrap, tmp_path,
+                                                                               monkeypatch, capsys):
+    """A file where the cleaned_geo table's folder goes: Spark's error (a Py4JJavaError and its Java frames) came
+    out as a traceback. Now one line names the query and the cause; cleaned_pin, started before it, is stopped."""
+    from pinpipe.common.topics import fresh_topics
+
+    topics = fresh_topics(kafka_bootstrap, "unstartable")
+    send_all(make_producer(kafka_bootstrap), topics, triplet_rows(5, seed=6))
+    config = streaming.StreamConfig(kafka_bootstrap, topics, str(tmp_path / "tables"), str(tmp_path / "checkpoints"))
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "cleaned_geo").write_text("not a folder")
+    assert streaming.main(run_stream_cli(monkeypatch, config, topics)) == 1  # the test session is active: main uses it
+    cause = one_line_error(capsys.readouterr().err, "query cleaned_geo could not start: (.*); no query is running")
+    assert "Parent path is not a directory" in cause and cause.endswith("tables/cleaned_geo")
+    assert spark.streams.active == []
+
+
+def test_a_query_that_fails_stops_the_others_says_why_in_one_line_and_the_next_run_goes_on(spark, kafka_bootstrap,
+                                                                                          tmp_path, monkeypatch,
+                                                                                          capsys):
+    """A micro-batch that cannot be written (here a file where posts_per_minute's folder goes; a full disk alike):
+    Spark's error came up as a traceback of Java frames and the other queries went on running. Now each is stopped,
+    the error is one line naming the query and the cause, the exit status is 1, and once the folder is usable the
+    next run writes what the failed one did not, from the checkpoints, nothing twice."""
+    from pinpipe.common.topics import fresh_topics
+
+    topics = fresh_topics(kafka_bootstrap, "unwritable")
+    rows = triplet_rows(12, seed=5)
+    send_all(make_producer(kafka_bootstrap), topics, rows)
+    config = streaming.StreamConfig(kafka_bootstrap, topics, str(tmp_path / "tables"), str(tmp_path / "checkpoints"))
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "posts_per_minute").write_text("not a folder")
+    arguments = run_stream_cli(monkeypatch, config, topics)
+    assert streaming.main(arguments) == 1  # the test session is active: main uses it
+    cause = one_line_error(capsys.readouterr().err, "query posts_per_minute failed: (.*); the other queries are "
+                                                    "stopped, and each goes on from its checkpoint next run")
+    assert "Parent path is not a directory" in cause or "Not a directory" in cause, cause
+    assert spark.streams.active == []
+
+    (tmp_path / "tables" / "posts_per_minute").unlink()
+    assert streaming.main(arguments) == 0
+    counts = streaming.row_counts(spark, config)
+    assert counts["cleaned_pin"] == counts["cleaned_geo"] == counts["cleaned_user"] == len(rows)
+    live = streaming.live_counts(spark, config).collect()
+    assert sum(row.posts for row in live) == len(rows)
