@@ -4,6 +4,7 @@ session they run on comes from session.py."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import csv
 import functools
 import hashlib
@@ -13,6 +14,7 @@ import re
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,7 +235,7 @@ FEW_VALUES = {"pin": ("is_image_or_video", "category"), "geo": ("country",), "us
 
 
 class SaveError(RuntimeError):
-    """A cleaned table could not be written; the message names the table, where, and the first cause."""
+    """A cleaned table or a result could not be written; the message names it, where, and the innermost cause."""
 
 
 def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str, small: bool = False) -> dict[str, DataFrame]:
@@ -249,10 +251,8 @@ def save_cleaned(cleaned: dict[str, DataFrame], cleaned_dir: str, small: bool = 
         writer = df.write.mode("overwrite").option("parquet.enable.dictionary", "false")
         for column in FEW_VALUES.get(name, ()):
             writer = writer.option(f"parquet.enable.dictionary#{column}", "true")
-        try:
+        with _saving(f"the cleaned {name} table", location):
             writer.parquet(location)
-        except Exception as error:  # Spark's, from the JVM or a Spark Connect server
-            raise SaveError(f"cannot write the cleaned {name} table to {location}: {root_cause(error)}") from error
         saved = df.sparkSession.read.schema(df.schema).parquet(location)  # no job to read a footer for it
         return single_partition(saved) if small else saved
 
@@ -304,9 +304,21 @@ def write_results(results: dict[str, Collected], output_dir: str, input_rows: di
     if spark is None:
         raise locations.LocationError(f"{output_dir}: only Spark can write there; pass the session (spark=...)")
     for name, result in results.items():
-        (spark.createDataFrame(result.rows, result.schema).coalesce(1).write.mode("overwrite")
-         .options(**csv_format.SPARK, lineSep=csv_format.WRITER["lineterminator"], emptyValue="")
-         .csv(target.child(f"{name}.csv").spark))
-    spark.createDataFrame([(summary,)], "value string").coalesce(1).write.mode("overwrite").text(
-        target.child("summary.json").spark)
+        location = target.child(f"{name}.csv").spark
+        with _saving(f"the result {name}", location):
+            (spark.createDataFrame(result.rows, result.schema).coalesce(1).write.mode("overwrite")
+             .options(**csv_format.SPARK, lineSep=csv_format.WRITER["lineterminator"], emptyValue="")
+             .csv(location))
+    location = target.child("summary.json").spark
+    with _saving("the run's summary", location):
+        spark.createDataFrame([(summary,)], "value string").coalesce(1).write.mode("overwrite").text(location)
     return {name: len(result.rows) for name, result in results.items()}
+
+
+@contextlib.contextmanager
+def _saving(what: str, location: str) -> Iterator[None]:
+    """Spark's write of `what` to `location`; a failure raised as SaveError, in one line, Spark's error chained."""
+    try:
+        yield
+    except Exception as error:  # Spark's, from the JVM or a Spark Connect server
+        raise SaveError(f"cannot write {what} to {location}: {root_cause(error)}") from error

@@ -197,3 +197,14 @@ def test_a_cleaned_table_that_cannot_be_written_names_itself_where_and_why(spark
                                         r"\S*results$") as raised:
         save_cleaned(frames, str(tmp_path / "results" / "cleaned"))
     assert "\n" not in str(raised.value) and raised.value.__cause__ is not None  # Spark's own error chained
+
+
+def test_a_result_only_spark_can_write_that_cannot_be_written_says_so_in_one_line(spark, tmp_path, monkeypatch):
+    from pinpipe.spark import locations, spark_io
+
+    result = spark_io.collect_all({"q1": spark.createDataFrame([("a", 1)], "name string, n int")})
+    monkeypatch.setattr(locations, "resolve", lambda location, databricks: locations.Location(location, None))
+    (tmp_path / "out").write_text("a file where the results folder should be")
+    with pytest.raises(spark_io.SaveError, match=r"^cannot write the result q1 to file://.*/out/q1\.csv: "
+                                                 r"\S*ParentNotDirectoryException: Parent path is not a directory"):
+        spark_io.write_results(result, f"file://{tmp_path}/out", {"pin": 1}, spark=spark)
