@@ -18,6 +18,7 @@ ensure_venv() {
         if ! { install_requirements && compile_bytecode; } > .venv/pip-install.log 2>&1; then
             say "error: installing the Python dependencies failed; last lines of .venv/pip-install.log:" >&2
             tail -n 20 .venv/pip-install.log >&2
+            low_disk_hint .venv "${UV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}}" "${TMPDIR:-/tmp}" >&2
             exit 1
         fi
         echo "$want" > "$stamp"
@@ -29,11 +30,36 @@ ensure_venv() {
 install_requirements() {
     if .venv/bin/python -m pip install --disable-pip-version-check -q uv \
         && .venv/bin/uv pip install --python .venv/bin/python -r requirements.txt; then
+        prune_uv_cache
         return 0
     fi
     echo "uv could not install the requirements (above); installing them with pip"
     .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
         && .venv/bin/python -m pip install --disable-pip-version-check -r requirements.txt
+}
+
+# uv keeps every source archive it builds, under a new revision each time the index sends no caching headers (the
+# PyPI mirror on this project's test machine sends none): each install left pyspark's 450 MB archive and its 1.4 GB
+# build behind, and about 30 installs left 64 GB there and filled its disk. Pruning drops the revisions nothing refers to; the install
+# has already succeeded, so a prune that fails only says so.
+prune_uv_cache() {
+    .venv/bin/uv cache prune || echo "uv cache prune failed (above); the installed packages are not affected"
+}
+
+# A full disk shows up in pip's and uv's logs as a broken download or an I/O error; say which disk is short.
+# The install needs about 3 GB: pyspark is a 450 MB source archive, unpacked and built into a wheel.
+low_disk_hint() {
+    local path free_mb mount seen=" " need_mb="${PINPIPE_INSTALL_NEEDS_MB:-3000}"
+    for path in "$@"; do
+        while [[ ! -e "$path" && "$path" != / ]]; do path="$(dirname "$path")"; done
+        read -r free_mb mount < <(df -Pm "$path" 2>/dev/null | awk 'NR == 2 { print $4, $6 }') || continue
+        [[ "$seen" == *" $mount "* ]] && continue
+        seen+="$mount "
+        if (( free_mb < need_mb )); then
+            say "the disk holding $path has $free_mb MB free; installing needs about $need_mb MB (pyspark's source" \
+                "archive is unpacked and built there): a full disk looks like a broken download or an I/O error above"
+        fi
+    done
 }
 
 # Python compiles every module it imports that has no .pyc file beside it, and writes none where it may not

@@ -1,0 +1,84 @@
+"""scripts/venv.sh's functions run by bash: the uv cache pruned after a uv install (each install of pyspark from
+an index without caching headers left 1.9 GB in it), and the hint that names a disk too full to install on."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+from pinpipe.common.config import PROJECT_ROOT
+
+VENV_SCRIPT = PROJECT_ROOT / "scripts" / "venv.sh"
+
+
+def run_function(call: str, cwd, env=None) -> subprocess.CompletedProcess:
+    """`call` in a bash that has sourced scripts/venv.sh, under the scripts' own options."""
+    return subprocess.run(["bash", "-c", f'set -euo pipefail\nsource "{VENV_SCRIPT}"\n{call}'], cwd=cwd,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
+
+
+def fake_venv(tmp_path, uv_installs: bool):
+    """A .venv whose python and uv only write their arguments to calls.log: the order of the steps is under test
+    here, not pip's or uv's work (tests/integration run the real install through run_tests.sh)."""
+    bin_dir = tmp_path / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").write_text('#!/bin/sh\necho "python $*" >> calls.log\n')
+    (bin_dir / "uv").write_text('#!/bin/sh\necho "uv $*" >> calls.log\n'
+                                f'[ "$1 $2" != "pip install" ] || exit {0 if uv_installs else 1}\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+
+
+def calls(tmp_path) -> list[str]:
+    return (tmp_path / "calls.log").read_text().splitlines()
+
+
+def test_a_uv_install_is_followed_by_a_prune_of_the_uv_cache(tmp_path):
+    fake_venv(tmp_path, uv_installs=True)
+    run_function("install_requirements", tmp_path).check_returncode()
+    assert [call.split()[:3] for call in calls(tmp_path)] == [
+        ["python", "-m", "pip"], ["uv", "pip", "install"], ["uv", "cache", "prune"]]
+
+
+def test_when_uv_fails_pip_installs_and_the_uv_cache_is_left_alone(tmp_path):
+    fake_venv(tmp_path, uv_installs=False)
+    result = run_function("install_requirements", tmp_path)
+    result.check_returncode()
+    assert "installing them with pip" in result.stdout
+    log = calls(tmp_path)
+    assert log[-1] == "python -m pip install --disable-pip-version-check -r requirements.txt"
+    assert not any(call.startswith("uv cache") for call in log)
+
+
+def test_a_failed_prune_does_not_fail_the_install(tmp_path):
+    fake_venv(tmp_path, uv_installs=True)
+    uv = tmp_path / ".venv" / "bin" / "uv"
+    uv.write_text(uv.read_text() + '[ "$1" != cache ] || exit 2\n')
+    result = run_function("install_requirements", tmp_path)
+    result.check_returncode()
+    assert "uv cache prune failed" in result.stdout
+
+
+def free_mb(path) -> int:
+    return shutil.disk_usage(path).free // (1024 * 1024)
+
+
+def test_the_hint_names_each_disk_with_less_room_than_the_install_needs_once(tmp_path):
+    (tmp_path / "a").mkdir()
+    not_yet = tmp_path / "b" / "not" / "made"  # a cache folder not created yet: its nearest existing parent counts
+    result = run_function(f'low_disk_hint "{tmp_path / "a"}" "{not_yet}" /dev/shm', tmp_path,
+                          env={"PINPIPE_INSTALL_NEEDS_MB": str(10 ** 9)})
+    result.check_returncode()
+    lines = result.stdout.splitlines()
+    same_disk = os.stat(tmp_path).st_dev == os.stat("/dev/shm").st_dev
+    assert len(lines) == (1 if same_disk else 2)
+    said = re.fullmatch(rf"the disk holding {re.escape(str(tmp_path / 'a'))} has (\d+) MB free; installing needs "
+                        rf"about {10 ** 9} MB \(.*\): a full disk looks like a broken download or an I/O error above",
+                        lines[0])
+    assert said and abs(int(said[1]) - free_mb(tmp_path)) <= 2  # df rounds up, and other work writes meanwhile
+
+
+def test_the_hint_is_silent_where_there_is_room(tmp_path):
+    result = run_function(f'low_disk_hint "{tmp_path}" /dev/shm', tmp_path, env={"PINPIPE_INSTALL_NEEDS_MB": "0"})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
