@@ -46,8 +46,10 @@ prune_uv_cache() {
     .venv/bin/uv cache prune || echo "uv cache prune failed (above); the installed packages are not affected"
 }
 
-# A full disk shows up in pip's and uv's logs as a broken download or an I/O error; say which disk is short.
-# The install needs about 3 GB: pyspark is a 450 MB source archive, unpacked and built into a wheel.
+# A full disk shows up in pip's log as a broken download ("Connection interrupted", "an issue with network
+# connectivity, not pip": the last CI run on this project's test machine) and in uv's as an I/O error; so a failed
+# install names each disk it uses (the venv's, the caches', the temp directory's) that has less than the ~3 GB it
+# needs: pyspark is a 450 MB source archive, unpacked and built into a wheel.
 low_disk_hint() {
     local path free_mb mount seen=" " need_mb="${PINPIPE_INSTALL_NEEDS_MB:-3000}"
     for path in "$@"; do
@@ -56,8 +58,9 @@ low_disk_hint() {
         [[ "$seen" == *" $mount "* ]] && continue
         seen+="$mount "
         if (( free_mb < need_mb )); then
-            say "the disk holding $path has $free_mb MB free; installing needs about $need_mb MB (pyspark's source" \
-                "archive is unpacked and built there): a full disk looks like a broken download or an I/O error above"
+            say "the disk holding $path has $free_mb MB free; installing needs about $need_mb MB (pyspark alone is" \
+                "a 450 MB source archive, unpacked and built): a full disk looks like a broken download or an I/O" \
+                "error above"
         fi
     done
 }
