@@ -334,7 +334,12 @@ def test_sigkill_at_random_moments_then_restart_is_exactly_once(kafka_bootstrap,
     port = free_port()
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "PIN_TOPIC": topics["pin"],
            "GEO_TOPIC": topics["geo"], "USER_TOPIC": topics["user"], "DATABASE_URL": pg_url,
-           "POSTER_PORT": str(port), "TRANSACTIONAL_ID": f"t-{uuid.uuid4().hex}", "SPARK_DRIVER_MEMORY": "1g"}
+           "POSTER_PORT": str(port), "TRANSACTIONAL_ID": f"t-{uuid.uuid4().hex}", "SPARK_DRIVER_MEMORY": "1g",
+           # a JVM killed leaves its scratch (Spark's spark-<uuid> and artifacts-<uuid> folders): here, not in /tmp
+           "SPARK_LOCAL_DIRS": str(tmp_path / "spark-local"),
+           "JAVA_TOOL_OPTIONS": f"{os.environ.get('JAVA_TOOL_OPTIONS', '')} -Djava.io.tmpdir={tmp_path / 'jvm-tmp'}"}
+    for scratch in ("spark-local", "jvm-tmp"):
+        (tmp_path / scratch).mkdir()
     poster = subprocess.Popen([sys.executable, "data_poster.py", "--rate", "20", "--random-seed", "4"], env=env,
                               stdout=subprocess.PIPE, stderr=open(tmp_path / "poster.log", "w"), text=True)
     command = [sys.executable, "-m", "pinpipe.spark.streaming", "--output-dir", str(tmp_path / "tables"),
