@@ -124,9 +124,14 @@ take_lock
 # let the run go on to the next stage.
 CURRENT_STAGE=""
 STAGE_PID=""
+SETUP_GROUP=""
 interrupted() {  # STATUS: 130 (SIGINT) or 143 (SIGTERM)
     say "error: interrupted ($( (( $1 == 130 )) && echo SIGINT || echo SIGTERM ))${CURRENT_STAGE:+ in stage '$CURRENT_STAGE'};" \
         "stopping what this run started" >&2
+    if [[ -n "${SETUP_GROUP:-}" ]]; then  # the set-up's whole process group: the installer, a JVM
+        kill -TERM -- "-$SETUP_GROUP" 2>/dev/null || kill -TERM "$SETUP_GROUP" 2>/dev/null || true
+        wait "$SETUP_GROUP" 2>/dev/null || true
+    fi
     if [[ -n "${STAGE_PID:-}" ]]; then
         kill -TERM "$STAGE_PID" 2>/dev/null || true
         wait "$STAGE_PID" 2>/dev/null || true
@@ -183,11 +188,23 @@ runner_done() {  # NAME LOG PID_VARIABLE: wait for a notebook runner (its time c
 started_all=$SECONDS
 mkdir -p "$LOG_DIR"
 venv_started=$SECONDS
-ensure_venv
+trap 'interrupted 143' TERM
+# The set-up: .venv, then Spark's class archive (Spark drivers start faster with it; built once,
+# pinpipe/spark/class_archive.py), minutes on a fresh clone. It runs in the background as a process group of its own
+# (setsid), so that SIGTERM (`timeout`, a supervisor) or Ctrl-C stops it at once and everything it runs with it:
+# SIGTERM used to end this script alone and leave the installer writing into .venv, where the next run's would
+# have raced it.
+CURRENT_STAGE=setup
+SETSID=setsid; command -v setsid >/dev/null || SETSID=command  # util-linux; without it, the shell alone is stopped
+$SETSID bash -c 'set -euo pipefail; source scripts/venv.sh; ensure_venv; .venv/bin/python -m pinpipe.spark.class_archive' &
+SETUP_GROUP=$!  # setsid, not a group leader here, makes its own pid the group's
+setup_status=0
+wait "$SETUP_GROUP" || setup_status=$?
+SETUP_GROUP=""
+CURRENT_STAGE=""
+(( setup_status == 0 )) || exit "$setup_status"  # ensure_venv or the archive's build said why
 PY=.venv/bin/python
-$PY -m pinpipe.spark.class_archive  # Spark drivers start faster with it; built once (pinpipe/spark/class_archive.py)
 TIMINGS+=("--timing" "setup=$((SECONDS - venv_started))")
-trap 'interrupted 143' TERM  # from here: during the set-up, SIGTERM still ends the script there and then
 
 # The batch notebook runs headless (papermill) and is rendered to report.html by one runner
 # (pinpipe/notebook_report.py). It starts now: its kernel and Spark session come up beside Kafka, the poster

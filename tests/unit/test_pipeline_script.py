@@ -1,9 +1,13 @@
 """run_pipeline.sh's functions run by bash: the report of a failed stage (`why`, on logs written here) and the lock
-that keeps two runs apart (`take_lock`)."""
+that keeps two runs apart (`take_lock`); and the script itself, on bad arguments and interrupted in its set-up."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -104,10 +108,10 @@ def stage_done(log, status: int) -> subprocess.CompletedProcess:
 def test_an_interrupted_stage_says_so_and_not_its_log(tmp_path):
     log = tmp_path / "notebook.log"
     log.write_text("error: a complaint\nzmq.error.ZMQError: Socket operation on non-socket\n")
-    for status, signal in ((130, "SIGINT"), (143, "SIGTERM")):
+    for status, signal_name in ((130, "SIGINT"), (143, "SIGTERM")):
         done = stage_done(log, status)
         assert (done.returncode, done.stdout) == (status, "")
-        assert done.stderr == f"error: interrupted ({signal}) in stage 'spark'; stopping what this run started\n"
+        assert done.stderr == f"error: interrupted ({signal_name}) in stage 'spark'; stopping what this run started\n"
     failed = stage_done(log, 1)  # a stage that failed on its own: its error, from its log
     assert failed.returncode == 1 and failed.stderr.splitlines() == [
         f"error: stage 'spark' failed (exit 1). Log: {log}", "error: a complaint",
@@ -130,3 +134,55 @@ def test_bad_arguments_are_refused_before_anything_starts(tmp_path, arguments, m
                           timeout=30, env={**os.environ, "BATCH_DIR": str(tmp_path / "batch_data")})
     assert done.returncode == 2 and done.stderr.splitlines()[-1] == message, done.stderr
     assert not (tmp_path / "batch_data").exists()  # nothing started, not even the lock
+
+
+def script_copy(tmp_path) -> Path:
+    """run_pipeline.sh and what it reads before its set-up, in a folder of their own: the set-up makes .venv there."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    for name in ("run_pipeline.sh", "requirements.txt", "scripts/venv.sh", "scripts/kafka_common.sh"):
+        shutil.copy2(PROJECT_ROOT / name, repo / name)
+    return repo
+
+
+def gone(pid: int, patience_s: float = 10) -> bool:
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":  # dead, not yet reaped by its new parent
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize(("sent", "status", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
+def test_a_signal_during_the_set_up_stops_the_installer_too(tmp_path, sent, status, name):
+    """SIGTERM (`timeout`, a supervisor) during the minutes of a first install ended the script alone and left the
+    installer writing into .venv, for the next run's to race; SIGINT sent to the script waited for the installer to
+    finish. Here the "installer" is a python whose `-m venv` sleeps: the signal must end the run and it at once."""
+    repo = script_copy(tmp_path)
+    started = tmp_path / "installer.pid"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\n[ "$1" != -c ] || exit 0\necho $$ > "{started}"\nexec sleep 120\n')
+    python.chmod(0o755)
+    run = subprocess.Popen(["./run_pipeline.sh"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHON": str(python), "BATCH_DIR": str(tmp_path / "batch_data")})
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() or not started.read_text().strip():
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(0.05)
+        installer = int(started.read_text())
+        run.send_signal(sent)
+        out, err = run.communicate(timeout=20)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == status, err
+    assert "Creating the virtual environment .venv" in out
+    assert err.splitlines()[-1] == f"error: interrupted ({name}) in stage 'setup'; stopping what this run started"
+    assert gone(installer), "the installer outlived the run"
+    assert not (tmp_path / "batch_data" / ".run_pipeline.pid").exists()
