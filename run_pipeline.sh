@@ -191,9 +191,10 @@ venv_started=$SECONDS
 trap 'interrupted 143' TERM
 # The set-up: .venv, then Spark's class archive (Spark drivers start faster with it; built once,
 # pinpipe/spark/class_archive.py), minutes on a fresh clone. It runs in the background as a process group of its own
-# (setsid), so that SIGTERM (`timeout`, a supervisor) or Ctrl-C stops it at once and everything it runs with it:
-# SIGTERM used to end this script alone and leave the installer writing into .venv, where the next run's would
-# have raced it.
+# (setsid), so that a signal to this script alone (`kill PID`, a supervisor that signals the main process) stops it
+# at once and everything it runs with it: SIGTERM used to end the script and leave the installer writing into
+# .venv, where the next run's would have raced it, and SIGINT waited for the install to end. (`timeout` and Ctrl-C
+# signal the whole process group; the trap stops the set-up's group then too.)
 CURRENT_STAGE=setup
 SETSID=setsid; command -v setsid >/dev/null || SETSID=command  # util-linux; without it, the shell alone is stopped
 $SETSID bash -c 'set -euo pipefail; source scripts/venv.sh; ensure_venv; .venv/bin/python -m pinpipe.spark.class_archive' &
