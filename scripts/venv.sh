@@ -39,9 +39,9 @@ install_requirements() {
 }
 
 # uv keeps every source archive it builds, under a new revision each time the index sends no caching headers (the
-# PyPI mirror on this project's test machine sends none): each install left pyspark's 450 MB archive and its 1.4 GB
-# build behind, and about 30 installs left 64 GB there and filled its disk. Pruning drops the revisions nothing refers to; the install
-# has already succeeded, so a prune that fails only says so.
+# PyPI mirror on this project's test machine sends none): each install left pyspark's 450 MB archive and its
+# 1.4 GB build behind, and about 30 installs left 64 GB there and filled its disk. Pruning drops the revisions
+# nothing refers to; the install has already succeeded, so a prune that fails only says so.
 prune_uv_cache() {
     .venv/bin/uv cache prune || echo "uv cache prune failed (above); the installed packages are not affected"
 }
