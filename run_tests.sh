@@ -9,10 +9,13 @@ source scripts/venv.sh
 ensure_venv
 # Spark's class archive (pinpipe/spark/class_archive.py), which the tests' later Spark drivers map, is built (about
 # a minute, once per Java and Spark install) at a low priority beside the first tests: drivers started before it
-# is ready start without it, and the tests that check it wait for the build (a lock).
-setsid nice -n 19 .venv/bin/python -m pinpipe.spark.class_archive > .venv/class-archive.log 2>&1 &
-archive_build=$!  # its own process group (setsid): the build's driver JVM goes with it if the tests are cut short
-trap 'kill -- "-$archive_build" 2>/dev/null || true' EXIT
+# is ready start without it, and the tests that check it wait for the build (a lock). SPARK_CLASS_ARCHIVE=off: none.
+archive_build=""
+if [[ "${SPARK_CLASS_ARCHIVE:-}" != off ]]; then
+    setsid nice -n 19 .venv/bin/python -m pinpipe.spark.class_archive > .venv/class-archive.log 2>&1 &
+    archive_build=$!  # its own process group (setsid): the build's driver JVM goes with it if the tests are cut short
+fi
+trap '[[ -z "$archive_build" ]] || kill -- "-$archive_build" 2>/dev/null || true' EXIT
 say "Checking the code: ruff (lint) and lint-imports (the stages' import contracts)"
 .venv/bin/ruff check --quiet . || { say "error: ruff found problems (above); fix them or run .venv/bin/ruff check --fix ." >&2; exit 1; }
 .venv/bin/lint-imports --no-cache > .venv/lint-imports.log 2>&1 \
@@ -22,8 +25,21 @@ say "Checking the code: ruff (lint) and lint-imports (the stages' import contrac
 # (1554 s against 1430 s for pytest; README "Tests"). 2 workers from 6 cores up.
 workers="${TEST_WORKERS:-$( (( $(nproc 2>/dev/null || echo 2) >= 6 )) && echo 2 || echo 0)}"
 say "Running the tests (unit and integration)$( (( workers > 0 )) && printf ' on %s workers' "$workers")"
+# pytest runs in the background, so that SIGTERM to this script's pid alone (`kill PID`, a supervisor) reaches it, as
+# SIGINT: pytest stops, and its fixtures stop the brokers, databases and Spark servers they started. (SIGTERM used to
+# end this script alone, the tests running on.) A script's background command starts with SIGINT ignored, which
+# Python keeps, so the tests' Python restores its handler first. Ctrl-C reaches pytest from the terminal itself;
+# this script then waits for its teardown.
+.venv/bin/python -c 'import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); import pytest
+sys.exit(pytest.main())' -n "$workers" --dist loadgroup "$@" &
+tests=$!
+trap 'kill -INT "$tests" 2>/dev/null || true' TERM
+trap ':' INT
+while kill -0 "$tests" 2>/dev/null; do wait "$tests" 2>/dev/null || true; done  # a trapped signal ends a wait early
 status=0
-.venv/bin/python -m pytest -n "$workers" --dist loadgroup "$@" || status=$?
-wait "$archive_build" 2>/dev/null || true
-cat .venv/class-archive.log
+wait "$tests" || status=$?  # bash keeps the status of a child it has reaped
+if [[ -n "$archive_build" ]]; then
+    wait "$archive_build" 2>/dev/null || true
+    cat .venv/class-archive.log
+fi
 exit "$status"
