@@ -198,8 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm_up and args.prestart_spark is None:
         parser.error("--warm-up needs --prestart-spark")
 
-    if args.when_exists:  # imported before the exporter's thread imports nbconvert, which imports it too
-        import jupyter_client.manager  # noqa: F401  (two threads importing one package: a circular-import error)
+    # What this thread needs and the exporter's thread imports too (nbconvert's filters import IPython, its
+    # preprocessors nbclient), imported before that thread starts (0.36 s, most of it papermill, which this thread
+    # imported next anyway): two threads importing one package can fail with a circular-import error (seen in CI:
+    # "KeyError: 'IPython'" from importlib, the kernel's start in this thread, the exporter's warm-up in the other).
+    import IPython  # noqa: F401
+    import jupyter_client.manager  # noqa: F401
+    import papermill
     exporter = _Exporter(args.notebook) if args.html else None
     if exporter:
         exporter.start()
@@ -208,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     # while pyspark launches its JVM leaves the JVM running: py4j's server thread keeps it alive).
     termination = _Termination()
     early = _EarlyKernel(args.notebook) if args.when_exists else None
-    import papermill
 
     failed = None
     try:

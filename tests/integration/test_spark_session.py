@@ -261,13 +261,16 @@ def test_the_stop_of_a_launch_cut_short_finds_it_by_process_group_and_kills_what
     older = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         before = session._children(os.getpid())
-        stubborn = subprocess.Popen(["bash", "-c", "trap '' TERM; sleep 60 & wait; sleep 60"],
-                                    start_new_session=True)
+        stubborn = subprocess.Popen(["bash", "-c", "trap '' TERM; echo ready; sleep 60 & wait; sleep 60"],
+                                    start_new_session=True, stdout=subprocess.PIPE, text=True)
+        # SIGTERM sent before bash had set its trap ended it (-15): a CI run on a busy machine
+        assert stubborn.stdout.readline() == "ready\n"
         started = time.monotonic()
         session._stop_driver_launch(before, patience_s=1.0)
         assert stubborn.wait(timeout=10) == -9  # SIGKILL: it ignored SIGTERM
         assert time.monotonic() - started >= 1.0
         assert older.poll() is None
+        stubborn.stdout.close()
     finally:
         older.kill()
         older.wait()
