@@ -110,6 +110,21 @@ def process_arguments(pid: int | str) -> list[str]:
     return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode().rstrip("\0").split("\0")
 
 
+def process_gone(pid: int, patience_s: float = 10) -> bool:
+    """Whether process `pid` has ended (or is a zombie, dead but not yet reaped by its parent) within
+    `patience_s`."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            if "zombie" in (Path("/proc") / str(pid) / "status").read_text():
+                return True
+        except FileNotFoundError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
 def processes_with_env(name: str, value: str) -> list[int]:
     """Live processes (not zombies) whose environment has name=value: what a test's children (and theirs:
     kernels, JVMs) inherited, to check none is left running."""

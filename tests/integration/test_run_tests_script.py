@@ -10,6 +10,7 @@ import time
 import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
+from tests.helpers import process_gone
 
 # A test whose fixture stands for a service: it writes its process id when started and "stopped" at teardown.
 INNER_TEST = '''
@@ -26,17 +27,6 @@ def service():
 def test_long(service):
     time.sleep(120)
 '''
-
-
-def gone(pid: int, patience_s: float = 10) -> bool:
-    deadline = time.monotonic() + patience_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.mark.parametrize("whole_group", [False, True], ids=["sigterm-to-the-script", "sigint-to-its-group"])
@@ -65,5 +55,5 @@ def test_an_interrupted_run_stops_pytest_and_tears_its_fixtures_down(tmp_path, w
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
     assert (tmp_path / "stopped").exists(), output[-3000:]
-    assert gone(inner)
+    assert process_gone(inner)
     assert run.returncode == 2 and "KeyboardInterrupt" in output  # pytest's status for an interrupted run

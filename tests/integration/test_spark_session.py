@@ -20,7 +20,7 @@ from pinpipe.spark.session import (
     code_generation,
     get_spark,
 )
-from tests.helpers import processes_with_env
+from tests.helpers import process_gone, processes_with_env
 
 
 def test_the_local_driver_jvm_compiles_huge_generated_methods_and_has_its_heap(spark):
@@ -211,10 +211,7 @@ def test_in_a_jupyter_kernel_the_driver_jvm_has_its_own_process_group_and_exits_
     assert printed[:2] == ["rows", "3"]
     jvm_pid, jvm_group, kernel_group = int(printed[3]), int(printed[4]), int(printed[6])
     assert jvm_group == jvm_pid != kernel_group  # a session (and group) of its own
-    deadline = time.monotonic() + 60
-    while Path(f"/proc/{jvm_pid}").exists() and "zombie" not in Path(f"/proc/{jvm_pid}/status").read_text():
-        assert time.monotonic() < deadline, "the driver JVM outlived its kernel by a minute"
-        time.sleep(0.1)
+    assert process_gone(jvm_pid, patience_s=60), "the driver JVM outlived its kernel by a minute"
     assert "Failed to delete" not in done.stdout + done.stderr
 
 

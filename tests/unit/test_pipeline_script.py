@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
+from tests.helpers import process_gone
 
 
 def function_of(name: str) -> str:
@@ -145,19 +146,6 @@ def script_copy(tmp_path) -> Path:
     return repo
 
 
-def gone(pid: int, patience_s: float = 10) -> bool:
-    deadline = time.monotonic() + patience_s
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":  # dead, not yet reaped by its new parent
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.parametrize(("sent", "status", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
 def test_a_signal_during_the_set_up_stops_the_installer_too(tmp_path, sent, status, name):
     """SIGTERM (`timeout`, a supervisor) during the minutes of a first install ended the script alone and left the
@@ -184,5 +172,5 @@ def test_a_signal_during_the_set_up_stops_the_installer_too(tmp_path, sent, stat
     assert run.returncode == status, err
     assert "Creating the virtual environment .venv" in out
     assert err.splitlines()[-1] == f"error: interrupted ({name}) in stage 'setup'; stopping what this run started"
-    assert gone(installer), "the installer outlived the run"
+    assert process_gone(installer), "the installer outlived the run"
     assert not (tmp_path / "batch_data" / ".run_pipeline.pid").exists()
