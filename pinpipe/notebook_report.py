@@ -157,8 +157,17 @@ class _EarlyKernel:
         return True
 
     def shutdown(self) -> None:
-        if self.manager.has_kernel:
+        """Stop the kernel: asked to shut down, or killed where it can no longer be asked. After the notebook's run,
+        nbclient may have cleaned this manager's resources up already (its zmq context destroyed) while the kernel
+        process was still there; asking then raised "ZMQError: Operation not supported" and failed the stage."""
+        if not self.manager.has_kernel:
+            return
+        import zmq
+
+        try:
             self.manager.shutdown_kernel(now=False)
+        except zmq.ZMQError:
+            self.manager.shutdown_kernel(now=True)
 
 
 def prestart_size(text: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 
 from pinpipe.spark import session
-from tests.helpers import processes_with_env
+from tests.helpers import process_gone, processes_with_env
 
 
 def notebook(path, *cells: str, parameters: str = "greeting = 'hello'"):
@@ -187,3 +187,17 @@ def test_an_early_runner_stops_on_sigterm_or_when_orphaned_and_leaves_nothing_ru
     wait_for(lambda: "is gone; not running" in log.read_text(), 60, "the orphaned runner to give up")
     wait_for(lambda: not runner_processes(marker), 30, "the orphan's kernel to exit")
     assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_the_early_kernel_is_stopped_even_after_its_manager_was_cleaned_up(tmp_path):
+    """nbclient, once a notebook has run on the early kernel, may have cleaned its manager up (the zmq context
+    destroyed) with the kernel process still there: shutting it down then raised "ZMQError: Operation not
+    supported" and failed run_pipeline.sh's stream stage (a CI run). The kernel must be stopped all the same."""
+    from pinpipe.notebook_report import _EarlyKernel
+
+    early = _EarlyKernel(notebook(tmp_path / "in.ipynb", "print(greeting)"))
+    kernel = early.manager.provisioner.process.pid
+    early.manager.cleanup_resources()
+    early.shutdown()
+    assert process_gone(kernel)
+    assert not early.manager.has_kernel
