@@ -196,8 +196,7 @@ trap 'interrupted 143' TERM
 # .venv, where the next run's would have raced it, and SIGINT waited for the install to end. (`timeout` and Ctrl-C
 # signal the whole process group; the trap stops the set-up's group then too.)
 CURRENT_STAGE=setup
-SETSID=setsid; command -v setsid >/dev/null || SETSID=command  # util-linux; without it, the shell alone is stopped
-$SETSID bash -c 'set -euo pipefail; source scripts/venv.sh; ensure_venv; .venv/bin/python -m pinpipe.spark.class_archive' &
+$OWN_GROUP bash -c 'set -euo pipefail; source scripts/venv.sh; ensure_venv; .venv/bin/python -m pinpipe.spark.class_archive' &
 SETUP_GROUP=$!  # setsid, not a group leader here, makes its own pid the group's
 setup_status=0
 wait "$SETUP_GROUP" || setup_status=$?

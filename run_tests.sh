@@ -6,13 +6,31 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 source scripts/venv.sh
-ensure_venv
+# The set-up (.venv: minutes on a fresh clone) runs as a process group of its own, stopped with this script: SIGTERM
+# to its pid alone (`kill PID`, a supervisor) used to end the script and leave the installer writing into .venv, and
+# Ctrl-C, which reaches only the terminal's foreground group, would no longer reach the installer otherwise.
+$OWN_GROUP bash -c 'set -euo pipefail; source scripts/venv.sh; ensure_venv' &
+setup=$!
+stop_setup() {  # STATUS: 130 (SIGINT) or 143 (SIGTERM)
+    kill -TERM -- "-$setup" 2>/dev/null || kill -TERM "$setup" 2>/dev/null || true
+    wait "$setup" 2>/dev/null || true
+    say "error: interrupted ($( (( $1 == 130 )) && echo SIGINT || echo SIGTERM )) while setting up .venv;" \
+        "the install was stopped (the next run redoes it)" >&2
+    exit "$1"
+}
+trap 'stop_setup 130' INT
+trap 'stop_setup 143' TERM
+setup_status=0
+wait "$setup" || setup_status=$?
+(( setup_status == 0 )) || exit "$setup_status"  # ensure_venv said why
+trap 'exit 130' INT  # from here on the EXIT trap stops the class archive's build
+trap 'exit 143' TERM
 # Spark's class archive (pinpipe/spark/class_archive.py), which the tests' later Spark drivers map, is built (about
 # a minute, once per Java and Spark install) at a low priority beside the first tests: drivers started before it
 # is ready start without it, and the tests that check it wait for the build (a lock). SPARK_CLASS_ARCHIVE=off: none.
 archive_build=""
 if [[ "${SPARK_CLASS_ARCHIVE:-}" != off ]]; then
-    setsid nice -n 19 .venv/bin/python -m pinpipe.spark.class_archive > .venv/class-archive.log 2>&1 &
+    $OWN_GROUP nice -n 19 .venv/bin/python -m pinpipe.spark.class_archive > .venv/class-archive.log 2>&1 &
     archive_build=$!  # its own process group (setsid): the build's driver JVM goes with it if the tests are cut short
 fi
 trap '[[ -z "$archive_build" ]] || kill -- "-$archive_build" 2>/dev/null || true' EXIT

@@ -3,6 +3,12 @@
 
 say() { printf '%s\n' "$*"; }
 
+# `$OWN_GROUP COMMAND... &` runs COMMAND as a process group of its own whose id is `$!`, so that a script signalled
+# alone (`kill PID`, a supervisor) can stop COMMAND and everything it started at once: setsid (util-linux), not a
+# group leader in a background job, makes its own pid the new group's. Without setsid, COMMAND runs as it is.
+OWN_GROUP=setsid
+command -v setsid >/dev/null || OWN_GROUP=command
+
 ensure_venv() {
     local python="${PYTHON:-python3}" stamp=".venv/.requirements.sha256" want
     command -v "$python" >/dev/null 2>&1 || { say "error: $python not found; install Python 3.10 or newer" >&2; exit 1; }
@@ -26,12 +32,24 @@ ensure_venv() {
 }
 
 # uv (a PyPI package, installed into .venv first) installs requirements.txt in about 40 s here where pip takes
-# about 90 s; if uv cannot be had or fails, pip does the whole install.
+# about 90 s; if uv cannot be had or fails, pip does the whole install, unless uv ran out of disk space: pip would
+# need as much, and its own failure would then hide uv's clear one under a broken download's error.
 install_requirements() {
-    if .venv/bin/python -m pip install --disable-pip-version-check -q uv \
-        && .venv/bin/uv pip install --python .venv/bin/python -r requirements.txt; then
+    local uv_status=1
+    rm -f .venv/uv-install.log
+    if .venv/bin/python -m pip install --disable-pip-version-check -q uv; then
+        if .venv/bin/uv pip install --python .venv/bin/python -r requirements.txt > .venv/uv-install.log 2>&1; then
+            uv_status=0
+        fi
+        cat .venv/uv-install.log
+    fi
+    if (( uv_status == 0 )); then
         prune_uv_cache
         return 0
+    fi
+    if grep -q "No space left on device" .venv/uv-install.log 2>/dev/null; then
+        echo "uv ran out of disk space (above); pip is not tried, as it would need as much"
+        return 1
     fi
     echo "uv could not install the requirements (above); installing them with pip"
     .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \

@@ -1,13 +1,19 @@
 """scripts/venv.sh's functions run by bash: the uv cache pruned after a uv install (each install of pyspark from
-an index without caching headers left 1.9 GB in it), and the hint that names a disk too full to install on."""
+an index without caching headers left 1.9 GB in it), no pip after uv ran out of space, and the hint that names a
+disk too full to install on; and run_tests.sh's set-up, interrupted."""
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
+
+import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
+from tests.helpers import process_gone
 
 VENV_SCRIPT = PROJECT_ROOT / "scripts" / "venv.sh"
 
@@ -18,14 +24,14 @@ def run_function(call: str, cwd, env=None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
 
 
-def fake_venv(tmp_path, uv_installs: bool):
+def fake_venv(tmp_path, uv_installs: bool, uv_says: str = ""):
     """A .venv whose python and uv only write their arguments to calls.log: the order of the steps is under test
     here, not pip's or uv's work (tests/integration run the real install through run_tests.sh)."""
     bin_dir = tmp_path / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "python").write_text('#!/bin/sh\necho "python $*" >> calls.log\n')
     (bin_dir / "uv").write_text('#!/bin/sh\necho "uv $*" >> calls.log\n'
-                                f'[ "$1 $2" != "pip install" ] || exit {0 if uv_installs else 1}\n')
+                                f'[ "$1 $2" != "pip install" ] || {{ echo "{uv_says}" >&2; exit {0 if uv_installs else 1}; }}\n')
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
 
@@ -49,6 +55,26 @@ def test_when_uv_fails_pip_installs_and_the_uv_cache_is_left_alone(tmp_path):
     log = calls(tmp_path)
     assert log[-1] == "python -m pip install --disable-pip-version-check -r requirements.txt"
     assert not any(call.startswith("uv cache") for call in log)
+
+
+def test_when_uv_runs_out_of_disk_space_pip_is_not_tried_and_uv_s_error_is_shown(tmp_path):
+    """pip, tried after uv had failed for lack of space, failed too, and its last lines blamed the network
+    ("Connection interrupted"), hiding uv's clear error."""
+    uv_error = "error: Failed to unpack pyspark: No space left on device (os error 28)"
+    fake_venv(tmp_path, uv_installs=False, uv_says=uv_error)
+    result = run_function("install_requirements", tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-2:] == [
+        uv_error, "uv ran out of disk space (above); pip is not tried, as it would need as much"]
+    assert [call.split()[:3] for call in calls(tmp_path)] == [["python", "-m", "pip"], ["uv", "pip", "install"]]
+
+
+def test_another_uv_failure_still_falls_back_to_pip_and_its_output_is_kept(tmp_path):
+    fake_venv(tmp_path, uv_installs=False, uv_says="error: no matching distribution")
+    (tmp_path / ".venv" / "uv-install.log").write_text("No space left on device (a previous run's log)\n")
+    result = run_function("install_requirements", tmp_path)
+    result.check_returncode()
+    assert "error: no matching distribution\nuv could not install the requirements" in result.stdout
 
 
 def test_a_failed_prune_does_not_fail_the_install(tmp_path):
@@ -82,3 +108,34 @@ def test_the_hint_names_each_disk_with_less_room_than_the_install_needs_once(tmp
 def test_the_hint_is_silent_where_there_is_room(tmp_path):
     result = run_function(f'low_disk_hint "{tmp_path}" /dev/shm', tmp_path, env={"PINPIPE_INSTALL_NEEDS_MB": "0"})
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(("sent", "status", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
+def test_run_tests_interrupted_in_its_set_up_stops_the_installer_too(tmp_path, sent, status, name):
+    """SIGTERM to run_tests.sh's pid during a first install ended the script alone and left the installer writing
+    into .venv. Here the "installer" is a python whose `-m venv` sleeps: the signal must end the run and it at once."""
+    for name_in_repo in ("run_tests.sh", "requirements.txt", "scripts/venv.sh"):
+        (tmp_path / name_in_repo).parent.mkdir(exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / name_in_repo, tmp_path / name_in_repo)
+    started = tmp_path / "installer.pid"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\n[ "$1" != -c ] || exit 0\necho $$ > "{started}"\nexec sleep 120\n')
+    python.chmod(0o755)
+    run = subprocess.Popen(["./run_tests.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHON": str(python)})
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() or not started.read_text().strip():
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(0.05)
+        installer = int(started.read_text())
+        run.send_signal(sent)
+        out, err = run.communicate(timeout=20)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == status, err
+    assert "Creating the virtual environment .venv" in out
+    assert err.splitlines()[-1] == (f"error: interrupted ({name}) while setting up .venv; the install was stopped "
+                                    "(the next run redoes it)")
+    assert process_gone(installer), "the installer outlived the run"
