@@ -279,15 +279,17 @@ POSTED="$(sed -n 's/^triplets acknowledged by Kafka: \([0-9]*\)$/\1/p' "$LOG_DIR
 # distinct idx: the batch is every complete triplet there is (--allow-partial), repeats counted as duplicates;
 # --until-end stops at the end of the topics instead of waiting out --timeout.
 batches_written() { { ls -1 "$BATCH_DIR/batches" 2>/dev/null || true; } | { grep -c '^[0-9]' || true; }; }
+require_new_batch() {  # BEFORE: stop the run if the extractor wrote no batch (the notebook would analyse an older one)
+    if (( $(batches_written) == $1 )); then
+        say "error: stage 'extractor' wrote no batch: none of this run's ${POSTED:-0} triplets reached it complete." \
+            "Log: $LOG_DIR/extractor.log" >&2
+        why "$LOG_DIR/extractor.log" >&2
+        exit 1
+    fi
+}
 BATCHES_BEFORE="$(batches_written)"
 stage extractor "$LOG_DIR/extractor.log" $PY batch_extractor.py --count "$TAKE" --timeout 5 --allow-partial --until-end --no-progress
-
-if (( $(batches_written) == BATCHES_BEFORE )); then  # the notebook would analyse an older batch
-    say "error: stage 'extractor' wrote no batch: none of this run's $POSTED triplets reached it complete." \
-        "Log: $LOG_DIR/extractor.log" >&2
-    why "$LOG_DIR/extractor.log" >&2
-    exit 1
-fi
+require_new_batch "$BATCHES_BEFORE"
 
 # Nothing reads Kafka after this unless the stream runs: stop it while Spark works (cleanup waits for it).
 if [[ "$KAFKA_STARTED" == 1 && "$KEEP_SERVICES" != 1 && "$STREAM" != 1 ]]; then

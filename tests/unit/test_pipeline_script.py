@@ -55,6 +55,33 @@ def test_without_an_error_line_the_last_lines_are_shown(tmp_path):
     assert why(tmp_path / "missing.log") == ""
 
 
+def require_new_batch(batch_dir, log_dir, before: int, posted: str = "500") -> subprocess.CompletedProcess:
+    """run_pipeline.sh's check after the extractor, under the script's options."""
+    script = (PROJECT_ROOT / "run_pipeline.sh").read_text()
+    counter = next(line for line in script.splitlines() if line.startswith("batches_written() {"))
+    source = (f"set -euo pipefail\nsay() {{ printf '%s\\n' \"$*\"; }}\nBATCH_DIR=\"$1\"\nLOG_DIR=\"$2\"\nPOSTED=\"$3\"\n"
+              f"{function_of('why')}\n{counter}\n{function_of('require_new_batch')}\nrequire_new_batch \"$4\"\necho passed")
+    return subprocess.run(["bash", "-c", source, "run_pipeline_batch_test", str(batch_dir), str(log_dir), posted,
+                           str(before)], capture_output=True, text=True, timeout=30)
+
+
+def test_a_run_whose_extractor_wrote_no_batch_stops_before_the_notebook(tmp_path):
+    """The notebook would otherwise analyse the newest batch of an earlier run as if it were this one's."""
+    batches, logs = tmp_path / "batch_data" / "batches", tmp_path / "logs"
+    (batches / "20261206T214113833893Z-vm-7197").mkdir(parents=True)  # an earlier run's
+    (batches / ".tmp-20261207T100000000000Z-vm-1").mkdir()  # one being written (batch_store.TMP_PREFIX)
+    logs.mkdir()
+    (logs / "extractor.log").write_text("consumed 0 records\nerror: no complete triplet in the topics\n")
+    result = require_new_batch(tmp_path / "batch_data", logs, before=1)
+    assert result.returncode == 1 and "passed" not in result.stdout
+    assert result.stderr.splitlines() == [
+        f"error: stage 'extractor' wrote no batch: none of this run's 500 triplets reached it complete. "
+        f"Log: {logs / 'extractor.log'}", "error: no complete triplet in the topics"]
+    (batches / "20261207T100000000000Z-vm-1").mkdir()  # this run's
+    assert require_new_batch(tmp_path / "batch_data", logs, before=1).stdout == "passed\n"
+    assert require_new_batch(tmp_path / "nothing_yet", logs, before=0).returncode == 1  # no batches folder at all
+
+
 def take_lock(batch_dir) -> subprocess.CompletedProcess:
     """run_pipeline.sh's take_lock, under the script's options, in a bash that then prints its own pid."""
     script = (f"set -euo pipefail\nsay() {{ printf '%s\\n' \"$*\"; }}\nBATCH_DIR=\"$1\"\nLOCK=\"$BATCH_DIR/.run_pipeline.pid\"\n"
