@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -88,15 +90,37 @@ class _Termination:
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 
 
-class _EarlyKernel:
-    """The notebook's kernel, started before the notebook can run, with its Spark session when asked."""
+# The kernel's five sockets are Unix domain sockets in a folder of this runner's, which only its user may enter
+# (jupyter_client's IPC transport), not jupyter_client's default of five TCP ports on 127.0.0.1, which any local
+# process may connect to (messages are signed, not encrypted; ipykernel said so in a warning atop every
+# notebook.log and stream.log). A socket's path holds at most SOCKET_PATH_MAX bytes (Linux; macOS allows 103):
+# under a temp directory too deep for that the kernel keeps TCP.
+SOCKET_PATH_MAX = 103
+SOCKET_SUFFIX_MAX = 6  # jupyter_client appends "-<n>" to the path for each socket
+
+
+def _kernel_manager(kernel_name: str):
+    """(a KernelManager for `kernel_name` on IPC sockets, the folder holding them); on TCP, with None, where the
+    temp directory's path is too long for a socket's."""
+    from jupyter_client.manager import KernelManager
+
+    folder = tempfile.mkdtemp(prefix="pinpipe-kernel-")
+    sockets = os.path.join(folder, "kernel")
+    if len(os.fsencode(sockets)) + SOCKET_SUFFIX_MAX > SOCKET_PATH_MAX:
+        os.rmdir(folder)
+        return KernelManager(kernel_name=kernel_name), None
+    return KernelManager(kernel_name=kernel_name, transport="ipc", ip=sockets), folder
+
+
+class _Kernel:
+    """The notebook's kernel, started at once: before the notebook can run (--when-exists), with its Spark session
+    when asked."""
 
     def __init__(self, notebook: Path) -> None:
         import nbformat
-        from jupyter_client.manager import KernelManager
 
         kernel = nbformat.read(str(notebook), as_version=4).metadata.get("kernelspec", {}).get("name", "python3")
-        self.manager = KernelManager(kernel_name=kernel)
+        self.manager, self.socket_folder = _kernel_manager(kernel)
         self.manager.start_kernel(extra_arguments=KERNEL_ARGUMENTS)
 
     def start_spark(self, notebook: Path, parameters: dict[str, str], small: bool) -> bool:
@@ -160,14 +184,17 @@ class _EarlyKernel:
         """Stop the kernel: asked to shut down, or killed where it can no longer be asked. After the notebook's run,
         nbclient may have cleaned this manager's resources up already (its zmq context destroyed) while the kernel
         process was still there; asking then raised "ZMQError: Operation not supported" and failed the stage."""
-        if not self.manager.has_kernel:
-            return
         import zmq
 
         try:
-            self.manager.shutdown_kernel(now=False)
-        except zmq.ZMQError:
-            self.manager.shutdown_kernel(now=True)
+            if self.manager.has_kernel:
+                try:
+                    self.manager.shutdown_kernel(now=False)
+                except zmq.ZMQError:
+                    self.manager.shutdown_kernel(now=True)
+        finally:
+            if self.socket_folder is not None:
+                shutil.rmtree(self.socket_folder, ignore_errors=True)
 
 
 def prestart_size(text: str) -> bool:
@@ -221,27 +248,25 @@ def main(argv: list[str] | None = None) -> int:
     # JVM are shut down; while the early Spark session starts they wait for that to finish (a kernel stopped
     # while pyspark launches its JVM leaves the JVM running: py4j's server thread keeps it alive).
     termination = _Termination()
-    early = _EarlyKernel(args.notebook) if args.when_exists else None
+    kernel = _Kernel(args.notebook)
 
     failed = None
     try:
-        if early is not None and args.prestart_spark is not None:
+        if args.prestart_spark is not None:
             with termination.deferred():
-                started = early.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark)
+                started = kernel.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark)
             if started and args.warm_up:
-                early.warm_up(small=args.prestart_spark, until=args.when_exists)
-        if early is not None and not early.wait_for(args.when_exists, parent):
+                kernel.warm_up(small=args.prestart_spark, until=args.when_exists)
+        if args.when_exists and not kernel.wait_for(args.when_exists, parent):
             print(f"error: the process that was to create {args.when_exists} is gone; not running "
                   f"{args.notebook}", file=sys.stderr)
             return 1
         papermill.execute_notebook(str(args.notebook), str(args.output), parameters=dict(args.parameter),
-                                   log_output=False, progress_bar=False,
-                                   **({"km": early.manager} if early else {"extra_arguments": KERNEL_ARGUMENTS}))
+                                   log_output=False, progress_bar=False, km=kernel.manager)
     except papermill.PapermillExecutionError as error:
         failed = error
     finally:
-        if early is not None:
-            early.shutdown()
+        kernel.shutdown()
     if exporter:
         try:
             exporter.render(args.output, args.html)

@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from pinpipe.spark import session
 from tests.helpers import process_gone, processes_with_env
@@ -59,6 +60,29 @@ def test_output_below_python_goes_to_the_log_once_and_not_into_the_report(tmp_pa
              for output in cell.get("outputs", [])]
     assert shown == ["from python\n"]
     assert done.stderr.count("below python") == 1
+
+
+@pytest.mark.parametrize("temp_depth", [0, 12], ids=["ipc", "tcp-under-a-deep-temp-directory"])
+def test_the_kernel_talks_over_unix_sockets_in_a_private_folder_removed_after(tmp_path, temp_depth):
+    """jupyter_client's default, five TCP ports on 127.0.0.1 open to any local process, had ipykernel warn atop every
+    notebook.log ("Kernel is running over TCP without encryption"). Where the temp directory is too deep for a
+    socket's path (at most 103 bytes), the kernel keeps TCP and the notebook still runs."""
+    temp = tmp_path.joinpath("t", *["deep-enough-folder"] * temp_depth)
+    temp.mkdir(parents=True)
+    source = notebook(tmp_path / "in.ipynb",
+                      "from ipykernel.kernelapp import IPKernelApp\nimport os\napp = IPKernelApp.instance()\n"
+                      "print(app.transport, oct(os.stat(os.path.dirname(app.ip)).st_mode & 0o777) "
+                      "if app.transport == 'ipc' else app.ip)")
+    done = subprocess.run([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(temp)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"]
+    if temp_depth == 0:
+        assert said == "ipc 0o700\n"
+        assert "without encryption" not in done.stderr
+    else:
+        assert said == "tcp 127.0.0.1\n"
+    assert list(temp.iterdir()) == []  # the sockets' folder is gone
 
 
 def test_a_failing_cell_exits_1_names_it_and_still_renders_the_error(tmp_path):
@@ -193,9 +217,9 @@ def test_the_early_kernel_is_stopped_even_after_its_manager_was_cleaned_up(tmp_p
     """nbclient, once a notebook has run on the early kernel, may have cleaned its manager up (the zmq context
     destroyed) with the kernel process still there: shutting it down then raised "ZMQError: Operation not
     supported" and failed run_pipeline.sh's stream stage (a CI run). The kernel must be stopped all the same."""
-    from pinpipe.notebook_report import _EarlyKernel
+    from pinpipe.notebook_report import _Kernel
 
-    early = _EarlyKernel(notebook(tmp_path / "in.ipynb", "print(greeting)"))
+    early = _Kernel(notebook(tmp_path / "in.ipynb", "print(greeting)"))
     kernel = early.manager.provisioner.process.pid
     early.manager.cleanup_resources()
     early.shutdown()
