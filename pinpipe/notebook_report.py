@@ -88,12 +88,13 @@ class _Termination:
 # it was Spark's start-up chatter, and in the log it appeared twice while this runner relayed the early kernel's
 # output. What the notebook's Python code prints still goes to its cells.
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+DEFAULT_KERNEL = "python3"  # the Python running this (ipykernel's own kernel spec)
 
 
 # The kernel's five sockets are Unix domain sockets in a folder of this runner's, which only its user may enter
 # (jupyter_client's IPC transport), not jupyter_client's default of five TCP ports on 127.0.0.1, which any local
 # process may connect to (messages are signed, not encrypted; ipykernel said so in a warning atop every
-# notebook.log and stream.log). A socket's path holds at most SOCKET_PATH_MAX bytes (Linux; macOS allows 103):
+# notebook.log and stream.log). A socket's path holds at most 107 bytes on Linux, 103 on macOS (SOCKET_PATH_MAX):
 # under a temp directory too deep for that the kernel keeps TCP.
 SOCKET_PATH_MAX = 103
 SOCKET_SUFFIX_MAX = 6  # jupyter_client appends "-<n>" to the path for each socket
@@ -118,10 +119,24 @@ class _Kernel:
 
     def __init__(self, notebook: Path) -> None:
         import nbformat
+        from jupyter_client.kernelspec import NoSuchKernel
 
-        kernel = nbformat.read(str(notebook), as_version=4).metadata.get("kernelspec", {}).get("name", "python3")
+        kernel = nbformat.read(str(notebook), as_version=4).metadata.get("kernelspec", {}).get("name", DEFAULT_KERNEL)
+        try:
+            self._start(kernel)
+        except NoSuchKernel:  # a notebook saved from another Jupyter, whose kernel has a name of its own there
+            print(f"warning: {notebook.name} names the kernel {kernel!r}, which is not installed here; it runs on "
+                  f"{DEFAULT_KERNEL!r}, this Python's (`jupyter kernelspec list` shows the kernels there are)",
+                  file=sys.stderr)
+            self._start(DEFAULT_KERNEL)
+
+    def _start(self, kernel: str) -> None:
         self.manager, self.socket_folder = _kernel_manager(kernel)
-        self.manager.start_kernel(extra_arguments=KERNEL_ARGUMENTS)
+        try:
+            self.manager.start_kernel(extra_arguments=KERNEL_ARGUMENTS)
+        except BaseException:  # no kernel: nothing will remove the sockets' folder otherwise
+            self._remove_socket_folder()
+            raise
 
     def start_spark(self, notebook: Path, parameters: dict[str, str], small: bool) -> bool:
         """get_spark as the notebook's first cell will call it: on the `spark_master` given, else the parameters
@@ -193,8 +208,11 @@ class _Kernel:
                 except zmq.ZMQError:
                     self.manager.shutdown_kernel(now=True)
         finally:
-            if self.socket_folder is not None:
-                shutil.rmtree(self.socket_folder, ignore_errors=True)
+            self._remove_socket_folder()
+
+    def _remove_socket_folder(self) -> None:
+        if self.socket_folder is not None:
+            shutil.rmtree(self.socket_folder, ignore_errors=True)
 
 
 def prestart_size(text: str) -> bool:

@@ -85,6 +85,25 @@ def test_the_kernel_talks_over_unix_sockets_in_a_private_folder_removed_after(tm
     assert list(temp.iterdir()) == []  # the sockets' folder is gone
 
 
+def test_a_kernel_not_installed_here_is_replaced_by_this_python_s_with_a_warning(tmp_path):
+    """A notebook saved from another Jupyter names its kernel there ("myenv"): the run used to fail with
+    NoSuchKernel's traceback."""
+    temp = tmp_path / "t"
+    temp.mkdir()
+    source = notebook(tmp_path / "in.ipynb", "import sys\nprint(sys.executable)")
+    saved = nbformat.read(source, as_version=4)
+    saved.metadata["kernelspec"] = {"name": "myenv", "display_name": "My env", "language": "python"}
+    nbformat.write(saved, source)
+    done = subprocess.run([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(temp)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert ("warning: in.ipynb names the kernel 'myenv', which is not installed here; it runs on 'python3', this "
+            "Python's (`jupyter kernelspec list` shows the kernels there are)") in done.stderr
+    said = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"]
+    assert Path(said.strip()).parent == Path(sys.executable).parent  # this venv's Python
+    assert list(temp.iterdir()) == []  # the first attempt's sockets' folder too
+
+
 def test_a_failing_cell_exits_1_names_it_and_still_renders_the_error(tmp_path):
     source = notebook(tmp_path / "in.ipynb", "x = 1", "raise ValueError('no batch here')", "print('never')")
     done = run(str(source), str(tmp_path / "out.ipynb"), "--html", str(tmp_path / "out.html"))
