@@ -1,8 +1,11 @@
-"""Test helpers: produce generated triplets straight to Kafka, and read batches back."""
+"""Test helpers: produce generated triplets straight to Kafka, and read batches back; watch processes; stop
+the scripts part-way."""
 from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -152,3 +155,27 @@ def write_generated_batch(path: Path, rows: int, seed: int) -> None:
         triplets.append({kind: Record(kind, kind, 0, n, values[kind]["idx"], values[kind]) for kind in KINDS})
     for kind in KINDS:
         batch_store.write_csv(path / CSV_FILES[kind], kind, triplets)
+
+
+def signal_during_install(repo: Path, script: str, sent: int, env: dict[str, str] | None = None):
+    """Run `script` (run_tests.sh, run_pipeline.sh) in `repo` with a stand-in python whose `-m venv` sleeps (the
+    "installer"), send it `sent` once the installer runs, and return (the script's exit status, stdout, stderr,
+    the installer's pid)."""
+    started = repo.parent / "installer.pid"
+    python = repo.parent / "python"
+    python.write_text(f'#!/bin/sh\n[ "$1" != -c ] || exit 0\necho $$ > "{started}"\nexec sleep 120\n')
+    python.chmod(0o755)
+    run = subprocess.Popen([f"./{script}"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, **(env or {}), "PYTHON": str(python)})
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists() or not started.read_text().strip():
+            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+            time.sleep(0.05)
+        installer = int(started.read_text())
+        run.send_signal(sent)
+        out, err = run.communicate(timeout=20)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    return run.returncode, out, err, installer

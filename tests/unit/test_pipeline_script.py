@@ -6,13 +6,12 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
-from tests.helpers import process_gone
+from tests.helpers import process_gone, signal_during_install
 
 
 def function_of(name: str) -> str:
@@ -179,24 +178,9 @@ def test_a_signal_during_the_set_up_stops_the_installer_too(tmp_path, sent, stat
     installer writing into .venv, for the next run's to race; SIGINT sent to the script waited for the installer to
     finish. Here the "installer" is a python whose `-m venv` sleeps: the signal must end the run and it at once."""
     repo = script_copy(tmp_path)
-    started = tmp_path / "installer.pid"
-    python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\n[ "$1" != -c ] || exit 0\necho $$ > "{started}"\nexec sleep 120\n')
-    python.chmod(0o755)
-    run = subprocess.Popen(["./run_pipeline.sh"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "PYTHON": str(python), "BATCH_DIR": str(tmp_path / "batch_data")})
-    try:
-        deadline = time.monotonic() + 30
-        while not started.exists() or not started.read_text().strip():
-            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-            time.sleep(0.05)
-        installer = int(started.read_text())
-        run.send_signal(sent)
-        out, err = run.communicate(timeout=20)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == status, err
+    exit_status, out, err, installer = signal_during_install(repo, "run_pipeline.sh", sent,
+                                                           {"BATCH_DIR": str(tmp_path / "batch_data")})
+    assert exit_status == status, err
     assert "Creating the virtual environment .venv" in out
     assert err.splitlines()[-1] == f"error: interrupted ({name}) in stage 'setup'; stopping what this run started"
     assert process_gone(installer), "the installer outlived the run"

@@ -8,12 +8,11 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 
 import pytest
 
 from pinpipe.common.config import PROJECT_ROOT
-from tests.helpers import process_gone
+from tests.helpers import process_gone, signal_during_install
 
 VENV_SCRIPT = PROJECT_ROOT / "scripts" / "venv.sh"
 
@@ -114,27 +113,12 @@ def test_the_hint_is_silent_where_there_is_room(tmp_path):
 def test_run_tests_interrupted_in_its_set_up_stops_the_installer_too(tmp_path, sent, status, name):
     """SIGTERM to run_tests.sh's pid during a first install ended the script alone and left the installer writing
     into .venv. Here the "installer" is a python whose `-m venv` sleeps: the signal must end the run and it at once."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
     for name_in_repo in ("run_tests.sh", "requirements.txt", "scripts/venv.sh"):
-        (tmp_path / name_in_repo).parent.mkdir(exist_ok=True)
-        shutil.copy2(PROJECT_ROOT / name_in_repo, tmp_path / name_in_repo)
-    started = tmp_path / "installer.pid"
-    python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\n[ "$1" != -c ] || exit 0\necho $$ > "{started}"\nexec sleep 120\n')
-    python.chmod(0o755)
-    run = subprocess.Popen(["./run_tests.sh"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "PYTHON": str(python)})
-    try:
-        deadline = time.monotonic() + 30
-        while not started.exists() or not started.read_text().strip():
-            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-            time.sleep(0.05)
-        installer = int(started.read_text())
-        run.send_signal(sent)
-        out, err = run.communicate(timeout=20)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == status, err
+        shutil.copy2(PROJECT_ROOT / name_in_repo, repo / name_in_repo)
+    exit_status, out, err, installer = signal_during_install(repo, "run_tests.sh", sent)
+    assert exit_status == status, err
     assert "Creating the virtual environment .venv" in out
     assert err.splitlines()[-1] == (f"error: interrupted ({name}) while setting up .venv; the install was stopped "
                                     "(the next run redoes it)")
