@@ -5,6 +5,21 @@
 # (e.g. -n 0 or TEST_WORKERS=0 for one process, -k NAME for some tests).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+    cat <<'USAGE'
+Usage: ./run_tests.sh [PYTEST ARGUMENTS...]
+
+Create or update .venv from requirements.txt, check the code (ruff, lint-imports), then run every test, unit and
+integration. The tests start what they need (a Kafka broker and a three-node cluster, embedded PostgreSQL, Spark
+sessions and servers) and stop it. Arguments go to pytest: -k NAME for some tests, -x to stop at the first failure
+(.venv/bin/pytest --help lists the rest).
+
+Environment: TEST_WORKERS=N (pytest-xdist workers; default 0 below 6 cores, else 2), TEST_KAFKA_PORT (19092: the
+test broker's; every other port the tests use is derived from it), SPARK_CLASS_ARCHIVE=off (no class archive),
+PYTHON (the Python that makes .venv, 3.10+). README.md, "Tests", says more.
+USAGE
+    exit 0
+fi
 source scripts/venv.sh
 # The set-up (.venv: minutes on a fresh clone) runs as a process group of its own, stopped with this script: SIGTERM
 # to its pid alone (`kill PID`, a supervisor) used to end the script and leave the installer writing into .venv, and

@@ -123,3 +123,12 @@ def test_run_tests_interrupted_in_its_set_up_stops_the_installer_too(tmp_path, s
     assert err.splitlines()[-1] == (f"error: interrupted ({name}) while setting up .venv; the install was stopped "
                                     "(the next run redoes it)")
     assert process_gone(installer), "the installer outlived the run"
+
+
+def test_run_tests_help_says_what_it_does_and_installs_nothing(tmp_path):
+    shutil.copy2(PROJECT_ROOT / "run_tests.sh", tmp_path / "run_tests.sh")
+    result = subprocess.run(["./run_tests.sh", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: ./run_tests.sh [PYTEST ARGUMENTS...]\n")
+    assert "TEST_WORKERS" in result.stdout and "TEST_KAFKA_PORT" in result.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run_tests.sh"]  # no .venv, no scripts needed
