@@ -129,8 +129,7 @@ interrupted() {  # STATUS: 130 (SIGINT) or 143 (SIGTERM)
     say "error: interrupted ($( (( $1 == 130 )) && echo SIGINT || echo SIGTERM ))${CURRENT_STAGE:+ in stage '$CURRENT_STAGE'};" \
         "stopping what this run started" >&2
     if [[ -n "${SETUP_GROUP:-}" ]]; then  # the set-up's whole process group: the installer, a JVM
-        kill -TERM -- "-$SETUP_GROUP" 2>/dev/null || kill -TERM "$SETUP_GROUP" 2>/dev/null || true
-        wait "$SETUP_GROUP" 2>/dev/null || true
+        stop_group "$SETUP_GROUP"
     fi
     if [[ -n "${STAGE_PID:-}" ]]; then
         kill -TERM "$STAGE_PID" 2>/dev/null || true

@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
-# Create or update .venv from requirements.txt, then run the whole test suite (unit and integration).
-# The tests start what they need themselves: a Kafka broker (through start_kafka.sh), embedded
-# PostgreSQL servers and Spark sessions, and stop them when they finish. Extra arguments go to pytest
-# (e.g. -n 0 or TEST_WORKERS=0 for one process, -k NAME for some tests).
+# Create or update .venv, check the code, then run every test: what it does and its settings are in the usage below
+# (./run_tests.sh --help).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
@@ -27,8 +25,7 @@ source scripts/venv.sh
 $OWN_GROUP bash -c 'set -euo pipefail; source scripts/venv.sh; ensure_venv' &
 setup=$!
 stop_setup() {  # STATUS: 130 (SIGINT) or 143 (SIGTERM)
-    kill -TERM -- "-$setup" 2>/dev/null || kill -TERM "$setup" 2>/dev/null || true
-    wait "$setup" 2>/dev/null || true
+    stop_group "$setup"
     say "error: interrupted ($( (( $1 == 130 )) && echo SIGINT || echo SIGTERM )) while setting up .venv;" \
         "the install was stopped (the next run redoes it)" >&2
     exit "$1"

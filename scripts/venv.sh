@@ -9,6 +9,11 @@ say() { printf '%s\n' "$*"; }
 OWN_GROUP=setsid
 command -v setsid >/dev/null || OWN_GROUP=command
 
+stop_group() {  # PID: stop the process group `$OWN_GROUP ... &` started (or, without setsid, the process) and wait
+    kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
 ensure_venv() {
     local python="${PYTHON:-python3}" stamp=".venv/.requirements.sha256" want
     command -v "$python" >/dev/null 2>&1 || { say "error: $python not found; install Python 3.10 or newer" >&2; exit 1; }

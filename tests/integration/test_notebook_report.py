@@ -25,9 +25,9 @@ def notebook(path, *cells: str, parameters: str = "greeting = 'hello'"):
     return path
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pinpipe.notebook_report", *args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def test_parameters_reach_the_notebook_and_the_report_shows_its_output(tmp_path):
@@ -53,8 +53,7 @@ def test_output_below_python_goes_to_the_log_once_and_not_into_the_report(tmp_pa
     """What a cell prints from Python is in the report; what reaches the kernel's stderr directly (the driver
     JVM's log lines, a native library's messages) goes to the runner's stderr, the stage's log, once."""
     source = notebook(tmp_path / "in.ipynb", "import os\nprint('from python')\n_ = os.write(2, b'below python\\n')")
-    done = subprocess.run([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb")],
-                          capture_output=True, text=True, timeout=300, env=outside_pytest())
+    done = run(str(source), str(tmp_path / "out.ipynb"), env=outside_pytest())
     assert done.returncode == 0, done.stderr[-3000:]
     shown = [output.get("text", "") for cell in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
              for output in cell.get("outputs", [])]
@@ -73,8 +72,7 @@ def test_the_kernel_talks_over_unix_sockets_in_a_private_folder_removed_after(tm
                       "from ipykernel.kernelapp import IPKernelApp\nimport os\napp = IPKernelApp.instance()\n"
                       "print(app.transport, oct(os.stat(os.path.dirname(app.ip)).st_mode & 0o777) "
                       "if app.transport == 'ipc' else app.ip)")
-    done = subprocess.run([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb")],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(temp)})
+    done = run(str(source), str(tmp_path / "out.ipynb"), env={**os.environ, "TMPDIR": str(temp)})
     assert done.returncode == 0, done.stderr[-3000:]
     said = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"]
     if temp_depth == 0:
@@ -94,8 +92,7 @@ def test_a_kernel_not_installed_here_is_replaced_by_this_python_s_with_a_warning
     saved = nbformat.read(source, as_version=4)
     saved.metadata["kernelspec"] = {"name": "myenv", "display_name": "My env", "language": "python"}
     nbformat.write(saved, source)
-    done = subprocess.run([sys.executable, "-m", "pinpipe.notebook_report", str(source), str(tmp_path / "out.ipynb")],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(temp)})
+    done = run(str(source), str(tmp_path / "out.ipynb"), env={**os.environ, "TMPDIR": str(temp)})
     assert done.returncode == 0, done.stderr[-3000:]
     assert ("warning: in.ipynb names the kernel 'myenv', which is not installed here; it runs on 'python3', this "
             "Python's (`jupyter kernelspec list` shows the kernels there are)") in done.stderr
