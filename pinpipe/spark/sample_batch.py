@@ -66,7 +66,7 @@ def _steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[[],
     saved = spark_io.save_cleaned(audit.cleaned, str(directory / f"cleaned-{small}"), small=small)
     if stop():
         return False
-    rows = {name: df.count() for name, df in saved.items()}
+    rows = audit.saved_rows(saved)
     saved["pin"].limit(5).toPandas()
     if stop():
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from pyspark.sql import DataFrame
 from pyspark.testing import assertDataFrameEqual
 
 from pinpipe.spark import cleaning, quality
@@ -72,6 +73,23 @@ def test_the_audit_counts_each_rule_during_the_save(spark, tmp_path, batch, expe
     save_cleaned(audit.cleaned, str(tmp_path / "cleaned"))
     assert changed(audit.report()) == expected
     assert audit.counted_during_save is True
+
+
+def test_the_saved_rows_are_counted_during_the_save_without_a_count_job(spark, tmp_path, monkeypatch):
+    audit = quality.QualityAudit(second_batch(spark))
+    saved = save_cleaned(audit.cleaned, str(tmp_path / "cleaned"))
+    monkeypatch.setattr(DataFrame, "count", lambda self: pytest.fail("a count job for rows the save counted"))
+    assert audit.saved_rows(saved) == {"pin": 4, "geo": 1, "user": 1}  # the rows second_batch builds
+
+
+def test_tables_saved_without_counts_are_counted_read_back(spark, tmp_path):
+    """Only the pins saved through the audit: the others' rows come from a count of what was saved."""
+    frames = second_batch(spark)
+    audit = quality.QualityAudit(frames)
+    saved = {**save_cleaned({"pin": audit.cleaned["pin"]}, str(tmp_path / "audited")),
+             **save_cleaned({t: cleaning.CLEANERS[t](frames[t].union(frames[t])) for t in ("geo", "user")},
+                            str(tmp_path / "plain"))}
+    assert audit.saved_rows(saved) == {"pin": 4, "geo": 2, "user": 2}
 
 
 @pytest.mark.parametrize("batch, expected", [(first_batch, FIRST_CHANGED), (second_batch, SECOND_CHANGED)])
