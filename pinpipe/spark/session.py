@@ -66,6 +66,10 @@ INTERPRETED = {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.facto
 # into the JVM per expression (SPARK-50310; an error still names the failing expression, not the line).
 NO_QUERY_CONTEXT = {"spark.sql.dataFrameQueryContext.enabled": "false",
                     "spark.python.sql.dataFrameDebugging.enabled": "false"}
+# Spark's logger of one warning, once per driver, that a plan's text was cut at 25 fields (the audited pin table is
+# wider): it went into every notebook.log though no data is affected, only plan strings.
+PLAN_TRUNCATION_LOGGER = {3: "org.apache.spark.sql.catalyst.util.SparkStringUtils",
+                          4: "org.apache.spark.util.SparkStringUtils"}
 
 
 def is_small(input_bytes: int | None) -> bool:
@@ -161,7 +165,22 @@ def get_spark(master: str = "local[*]", app_name: str = "pinterest-batch",
         _set(spark, "spark.sql.ansi.enabled", "true" if spark_major(spark) >= 4 else "false")
         if input_bytes is not None and not on_databricks():
             _set_code_generation(spark, not interpreted(input_bytes))
+    quiet_logger(spark, PLAN_TRUNCATION_LOGGER[min(spark_major(spark), 4)])
     return spark
+
+
+def quiet_logger(spark: SparkSession, name: str) -> None:
+    """Spark's logger `name` set to errors only in the driver (idempotent), for a warning that is noise here.
+    Skipped on Spark Connect (the server logs) and where the driver's log4j 2 cannot be reached."""
+    if is_connect(spark):
+        return
+    from py4j.protocol import Py4JError
+
+    try:
+        jvm = spark.sparkContext._jvm
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, jvm.org.apache.logging.log4j.Level.ERROR)
+    except (Py4JError, AttributeError):  # cosmetic: a driver without log4j 2 keeps its warning
+        pass
 
 
 @contextlib.contextmanager

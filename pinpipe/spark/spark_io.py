@@ -25,7 +25,7 @@ from pyspark.sql import types as T
 from pinpipe.common import csv_format
 from pinpipe.common.schema import CSV_FILES, FIELDS
 from pinpipe.spark import csv_header, csv_parts, locations
-from pinpipe.spark.session import is_connect, local_cores, on_databricks
+from pinpipe.spark.session import is_connect, local_cores, on_databricks, quiet_logger
 
 # Raw frames are all text: the cleaning step owns every conversion (try_cast), so dirt never fails a read.
 RAW_SCHEMAS = {kind: T.StructType([T.StructField(name, T.StringType(), True) for name in names])
@@ -97,19 +97,9 @@ def read_raw(spark: SparkSession, input_dir: str, kind: str) -> DataFrame:
 def _quiet_line_separator_warning(spark: SparkSession) -> None:
     """Spark's CSV reader warns, each time it plans or reads with a two-character line separator (CRLF, the
     extractor's), that such a separator is not fully supported inside quoted values. These reads do handle it:
-    CRLF inside quoted values arrives exactly (tests/integration/test_csv_inputs.py). So on a classic session
-    that one logger is set to errors only, and the warning stops filling the logs. Setting it is idempotent.
-    Skipped on Spark Connect (the server logs it) and where the driver's log4j cannot be reached."""
-    if is_connect(spark):
-        return
-    from py4j.protocol import Py4JError
-
-    try:
-        jvm = spark.sparkContext._jvm
-        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
-            "org.apache.spark.sql.catalyst.csv.CSVOptions", jvm.org.apache.logging.log4j.Level.ERROR)
-    except (Py4JError, AttributeError):  # cosmetic: a driver without log4j 2 keeps its warning
-        pass
+    CRLF inside quoted values arrives exactly (tests/integration/test_csv_inputs.py). So that one logger is set to
+    errors only, and the warning stops filling the logs."""
+    quiet_logger(spark, "org.apache.spark.sql.catalyst.csv.CSVOptions")
 
 
 def _head(spark: SparkSession, label: str, location: locations.Location) -> csv_header.CsvHeader:

@@ -16,6 +16,7 @@ from pinpipe.spark.session import (
     INTERPRETED_INPUT_BYTES,
     JIT_DIRECTIVES,
     JIT_HUGE_METHODS,
+    PLAN_TRUNCATION_LOGGER,
     QUICK_JIT,
     code_generation,
     get_spark,
@@ -66,6 +67,15 @@ def test_a_local_session_caches_frames_uncompressed(spark):
         assert size >= 20_000 * 8
     finally:
         cached.unpersist(blocking=True)
+
+
+def test_the_driver_logs_no_warning_that_a_plan_string_was_cut(spark):
+    """Spark warns once per driver that a plan's text was cut at 25 fields (the audited pin table is wider): noise in
+    every notebook.log. A session get_spark returns has that logger at errors only; others keep theirs."""
+    log_manager = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager
+    assert PLAN_TRUNCATION_LOGGER[4] == "org.apache.spark.util.SparkStringUtils"
+    assert str(log_manager.getLogger(PLAN_TRUNCATION_LOGGER[4]).getLevel()) == "ERROR"
+    assert str(log_manager.getLogger("org.apache.spark.util.Utils").getLevel()) != "ERROR"
 
 
 def test_every_new_session_records_no_dataframe_query_context(spark):
