@@ -84,6 +84,12 @@ def assert_results_equal_pandas(output_dir, input_dir):
         assert normalise(got, columns) == normalise(expected[name], columns), name
     summary = json.loads((output_dir / "summary.json").read_text())
     assert set(summary["result_rows"]) == set(EXPECTED_COLUMNS)
+    # the cleaned tables' rows (counted during the save): one per record of each file
+    records = {}
+    for kind in ("pin", "geo", "user"):
+        with open(Path(input_dir) / f"{kind}_data.csv", encoding="utf-8", newline="") as handle:
+            records[kind] = sum(1 for _ in csv.reader(handle)) - 1
+    assert summary["input_rows"] == records
 
 
 @pytest.fixture(scope="module")
