@@ -128,16 +128,10 @@ class QualityAudit:
             self.cleaned[table] = watched.drop(*carried_columns(table, rules))
             self._observed[table] = observation
         self.counted_during_save: bool | None = None  # known once report() has run
-        self._arrived: dict[str, dict[str, int] | None] | None = None
 
     def _counts(self) -> dict[str, dict[str, int] | None]:
-        """Each table's observed counts (None where there are none), kept once every table's have arrived."""
-        if self._arrived is not None:
-            return self._arrived
-        counts = _observed_counts(self._observed, next(iter(self.raw.values())).sparkSession)
-        if all(c is not None for c in counts.values()):
-            self._arrived = counts
-        return counts
+        """Each table's observed counts, None where there are none."""
+        return _observed_counts(self._observed, next(iter(self.raw.values())).sparkSession)
 
     def saved_rows(self, saved: dict[str, DataFrame]) -> dict[str, int]:
         """The rows of each table saved (spark_io.save_cleaned's frames read back): counted during the save, or by a
