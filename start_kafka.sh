@@ -238,15 +238,20 @@ launch_node() {  # starts the prepared node $1 of a cluster of $2 in the backgro
     flags="$(cds_flags "$archive" "$partial")"
     # no archive yet: this broker writes one when it stops cleanly, which stop_kafka.sh keeps (cds_keep_broker)
     [[ "$flags" == *ArchiveClassesAtExit* ]] && printf '%s\n%s\n%s\n' "$partial" "$archive" "$KAFKA_CLASSPATH" > "$NODE_DIR/cds.note"
-    # Ctrl-C is ignored from the launch until the pid is in its file: in between it would leave a broker that no
-    # script knows of (holding the ports), or kill the forked shell before it became the broker.
-    trap '' INT
+    # Ctrl-C and SIGTERM wait from the launch until the pid is in its file: in between they would leave a broker
+    # that no script knows of (holding the ports), or kill the forked shell before it became the broker. SIGTERM
+    # comes from run_pipeline.sh stopping this stage; a broker left there once outlived its run. Either is then
+    # taken as it came, the broker known to stop_kafka.sh.
+    local deferred=""
+    trap 'deferred=INT' INT
+    trap 'deferred=TERM' TERM
     # shellcheck disable=SC2086  # KAFKA_HEAP_OPTS, KAFKA_JIT_OPTS and flags are lists of JVM flags
     nohup "$JAVA_BIN" $KAFKA_HEAP_OPTS $KAFKA_JIT_OPTS $flags -XX:+UseG1GC -Djava.awt.headless=true \
         -Dlog4j2.configurationFile="$NODE_DIR/log4j2.properties" \
         -cp "$KAFKA_CLASSPATH" kafka.Kafka "$NODE_CONFIG_FILE" >> "$NODE_LOG_DIR/server.log" 2>&1 < /dev/null &
     echo "$!" > "$NODE_PID_FILE"
-    trap - INT
+    trap - INT TERM
+    [[ -z "$deferred" ]] || kill -s "$deferred" "$$"
 }
 
 wait_until_ready() {  # node $1 of a cluster of $2
