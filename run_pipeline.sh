@@ -219,7 +219,7 @@ start_notebook() {  # [--when-exists FILE --prestart-spark small|large|TRIPLETS]
     NOTEBOOK_PID=$!
 }
 # --stream: the streaming notebook runs beside the batch one, from the same moment (two JVMs on two cores
-# took 54 s here where one after the other took 63 s).
+# finish sooner than one after the other: README, Quickstart).
 start_stream() {  # [--when-exists FILE]
     mkdir -p "$STREAM_DIR"
     $PY -m pinpipe.notebook_report stream_processing_spark.ipynb "$STREAM_DIR/report.ipynb" \

@@ -52,7 +52,7 @@ say "Checking the code: ruff (lint) and lint-imports (the stages' import contrac
     || { sed -n '/Contracts/,$p' .venv/lint-imports.log >&2; say "error: an import contract is broken (above)" >&2; exit 1; }
 # TEST_WORKERS=N runs the suite on N pytest-xdist workers. The default is one process on up to 4 cores: the
 # JVMs (brokers, Spark) keep two cores busy, and on this project's 2-core machine two workers took longer
-# (1554 s against 1430 s for pytest; README "Tests"). 2 workers from 6 cores up.
+# (README, "Tests"). 2 workers from 6 cores up.
 workers="${TEST_WORKERS:-$( (( $(nproc 2>/dev/null || echo 2) >= 6 )) && echo 2 || echo 0)}"
 say "Running the tests (unit and integration)$( (( workers > 0 )) && printf ' on %s workers' "$workers")"
 # pytest runs in the background, so that SIGTERM to this script's pid alone (`kill PID`, a supervisor) reaches it, as

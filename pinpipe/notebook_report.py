@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--warm-up needs --prestart-spark")
 
     # What this thread needs and the exporter's thread imports too (nbconvert's filters import IPython, its
-    # preprocessors nbclient), imported before that thread starts (0.36 s, most of it papermill, which this thread
+    # preprocessors nbclient), imported before that thread starts (most of it papermill, which this thread
     # imported next anyway): two threads importing one package can fail with a circular-import error (seen in CI:
     # "KeyError: 'IPython'" from importlib, the kernel's start in this thread, the exporter's warm-up in the other).
     import IPython  # noqa: F401

@@ -23,8 +23,8 @@ KAFKA_PARTITIONS="${KAFKA_PARTITIONS:-3}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-60}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
-# A local broker compiles with C1 only: it was ready in 5.2-5.8 s instead of 6.6-7.5 s (warm), and took a
-# raw kafka-python producer's 4,900-5,100 records/s as well as with C2 (4,600). Empty for HotSpot's default.
+# A local broker compiles with C1 only: it is ready sooner, and takes a kafka-python producer's records as fast
+# as with C2 (bench/HISTORY.md). Empty for HotSpot's default.
 KAFKA_JIT_OPTS="${KAFKA_JIT_OPTS--XX:TieredStopAtLevel=1}"
 PIN_TOPIC="${PIN_TOPIC:-pin_data.pin}"
 GEO_TOPIC="${GEO_TOPIC:-pin_data.geo}"
@@ -32,8 +32,8 @@ USER_TOPIC="${USER_TOPIC:-pin_data.user}"
 
 JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 # Class-data archives (JDK AppCDS) of what the broker and each Kafka tool load: a JVM given one maps those
-# classes instead of reading and verifying them from the jars (here a broker was ready 1.6 s sooner, a topic tool
-# ran in 0.8 s instead of 1.5 s). The first broker or tool without one writes it when it exits cleanly, under a
+# classes instead of reading and verifying them from the jars (a broker is ready sooner, a topic tool runs in about
+# half the time). The first broker or tool without one writes it when it exits cleanly, under a
 # partial name, renamed into place once a JVM maps it. "off": neither made nor used.
 KAFKA_CDS="${KAFKA_CDS:-on}"
 

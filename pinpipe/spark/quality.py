@@ -135,8 +135,7 @@ class QualityAudit:
 
     def saved_rows(self, saved: dict[str, DataFrame]) -> dict[str, int]:
         """The rows of each table saved (spark_io.save_cleaned's frames read back): counted during the save, or by a
-        count of the table read back where this Spark reports no observed metrics for a write. Three count jobs
-        cost 0.2-0.3 s at 1M rows (bench/HISTORY.md)."""
+        count of the table read back where this Spark reports no observed metrics for a write (three more jobs)."""
         counts = self._counts()
         return {table: counts[table][ROWS] if counts.get(table) else frame.count() for table, frame in saved.items()}
 

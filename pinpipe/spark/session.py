@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 from pinpipe.spark import class_archive, csv_parts
 
 # Whole-stage code generation puts a cleaning select's every column into one Java method, far beyond the 8,000
-# bytes of bytecode HotSpot compiles by default: left interpreted, cleaning the pins took 2.5x as long.
+# bytes of bytecode HotSpot compiles by default: left interpreted, cleaning the pins was far slower.
 JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
 # HotSpot's optimising compiler (C2) pays for itself only on large inputs: below SMALL_INPUT_BYTES of CSV a new
 # JVM compiles with C1 alone (on 1M rows C1 alone was slower).
@@ -33,7 +33,7 @@ CSV_BYTES_PER_TRIPLET = 460
 # A small batch's twenty-odd queries cost more to plan than to run. Below INTERPRETED_INPUT_BYTES of CSV the
 # session evaluates expressions as they are (INTERPRETED) instead of generating and compiling Java for every
 # query (factoryMode is an internal setting, which a Spark without it ignores). Above it generated code pays for
-# itself (interpreted, 100k rows took 40 % longer).
+# itself.
 INTERPRETED_INPUT_BYTES = 8 * 1024 * 1024
 # A local driver runs every task itself: it gets the throughput collector. G1, the JVM's default, keeps its
 # concurrent threads and write barriers busy on the cores the tasks need.
@@ -52,9 +52,9 @@ C1_ONLY_CODE = ("-XX:+UnlockDiagnosticVMOptions -XX:+DisplayVMOutputToStderr "
 # 19 MB; at 5M five times that, which stays shuffled (at 128MB 5,000,000 rows were broadcast too, and the 4g
 # driver ran out of memory building them).
 BROADCAST_LIMIT = "24MB"
-# A local session caches frames as they are, not compressed: gathering each column's compression statistics took
-# ~10 % of the nine questions' CPU at 1M, for the few columns they cache. A cache that outgrows memory goes to disk
-# (DataFrame.cache).
+# A local session caches frames as they are, not compressed: gathering each column's compression statistics was a
+# visible share of the nine questions' CPU at 1M, for the few columns they cache. A cache that outgrows memory goes
+# to disk (DataFrame.cache).
 CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
 # A session started here keeps up to CODEGEN_CACHE_ENTRIES compiled classes in its driver (in local mode also where
 # its tasks run), not Spark's 100 (a cache in four parts of 25): the notebook on 100,000 rows or more compiles 110-140

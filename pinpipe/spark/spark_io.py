@@ -190,8 +190,8 @@ class Collected:
 def collect_all(frames: dict[str, DataFrame], threads: int | None = None) -> dict[str, Collected]:
     """Collect several small results at once (one Spark job each, from `threads` threads, by default one per
     frame): their many short stages overlap, so both the cores and the scheduler stay busy. Tasks still run
-    one per core, so more jobs at once do not need more memory. One thread per question, not four: the 1M-row
-    notebook 13.35 -> 12.6 s (bench_notebook.py, medians of four runs a side; bench/HISTORY.md)."""
+    one per core, so more jobs at once do not need more memory. One thread per question, not four: faster at 1M
+    (README, "Benchmarks")."""
     def collect(df: DataFrame) -> Collected:
         return Collected(df.columns, [tuple(row) for row in df.collect()], df.schema)
 

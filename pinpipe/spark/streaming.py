@@ -16,9 +16,8 @@ readers that bypass Spark's log would see them.)
 
 A new local JVM for the stream compiles with C1 only (`small`, the default; session.jit_options): the
 emulator's topics hold thousands of records, and at that size the optimising compiler (C2) costs more start-up
-than it saves. Measured on 2 cores (bench_stream.py, the notebook availableNow): 1,500 records 52.9 s with C1
-only against 65.9 s with C2, 30,000 records 66.0 against 75.1 s, 300,000 records 179.2 against 143.3 s. For
-topics of more than ~100,000 records pass --no-small (the notebook: small = False).
+than it saves; on 300,000 records C2 was faster (README, "Portability, the Kafka cluster and the streaming
+half"). For topics of more than ~100,000 records pass --no-small (the notebook: small = False).
 """
 from __future__ import annotations
 
