@@ -9,8 +9,9 @@ on the working tree, each in a process of its own, and the two are printed side 
 side N times, alternating their order, and prints the medians: one run a side is at the mercy of the hour.
 
 Where the time goes: --cells prints each run's cells one by one, and --again runs the notebook a second time on
-each size in the same JVM (warm: what a Jupyter user's next run costs), with a baseline of its own. A size run
-alone (--sizes 500, --sizes 1000000) gets the session the notebook would start for it.
+each size in the same JVM (warm: what a Jupyter user's next run costs), with a baseline of its own; the sizes after
+it then find a warmer JVM, so the goals' figures are those of runs without --again. A size run alone (--sizes 500,
+--sizes 1000000) gets the session the notebook would start for it.
 """
 from __future__ import annotations
 
