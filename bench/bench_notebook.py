@@ -273,19 +273,20 @@ def main() -> None:
     notebooks, ratios = {}, {}
     for size in sizes:
         data = Path(args.data_dir) / str(size)
-        notebook, floor, cells = time_size(spark, data, args.master, args.baseline_runs)
+        notebook, floors, cells = time_size(spark, data, args.master, args.baseline_runs)
+        ratio = notebook / statistics.median(floors)
         print(f"{size:>9,} rows: notebook {notebook:7.2f} s after session start   baseline (parse the three files "
-              f"once, nothing else) {median_of(floor)}   notebook/baseline {notebook / median(floor):6.2f}x",
-              flush=True)
+              f"once, nothing else) {baseline_text(floors)}   notebook/baseline {ratio:6.2f}x", flush=True)
         if args.cells:
             print_cells(cells)
         # the goals are judged on the figures as printed, as --rounds judges them (it reads this output); to two
         # decimals, since at one a ratio of 8.04 printed as 8.0 and passed for "<= 8x"
-        notebooks[size], ratios[size] = round(notebook, 2), round(notebook / median(floor), 2)
+        notebooks[size], ratios[size] = round(notebook, 2), round(ratio, 2)
         if args.again:  # printed so that --rounds, which reads the line above, does not take it for a run
-            notebook, floor, cells = time_size(spark, data, args.master, args.baseline_runs)
-            print(f"{size:>9,} rows, again in the same JVM: notebook {notebook:7.2f} s   baseline {median_of(floor)}   "
-                  f"notebook/baseline {notebook / median(floor):6.2f}x", flush=True)
+            notebook, floors, cells = time_size(spark, data, args.master, args.baseline_runs)
+            print(f"{size:>9,} rows, again in the same JVM: notebook {notebook:7.2f} s   baseline "
+                  f"{baseline_text(floors)}   notebook/baseline {notebook / statistics.median(floors):6.2f}x",
+                  flush=True)
             if args.cells:
                 print_cells(cells)
     print_goals(notebooks, ratios)
@@ -303,15 +304,11 @@ def time_size(spark, data: Path, master: str, baseline_runs: int = 1) -> tuple[f
     return notebook, floors, cells
 
 
-def median(times: list[float]) -> float:
-    return statistics.median(times)
-
-
-def median_of(times: list[float]) -> str:
+def baseline_text(floors: list[float]) -> str:
     """The baseline as printed: its median, then each run where there are several ('1.41 s (median of 1.41, 1.52,
     1.39 s)'). run_in_process reads the median, the figure right after the baseline's label."""
-    runs = f" (median of {', '.join(f'{t:.2f}' for t in times)} s)" if len(times) > 1 else ""
-    return f"{median(times):5.2f} s{runs}"
+    runs = f" (median of {', '.join(f'{t:.2f}' for t in floors)} s)" if len(floors) > 1 else ""
+    return f"{statistics.median(floors):5.2f} s{runs}"
 
 
 if __name__ == "__main__":
