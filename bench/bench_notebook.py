@@ -284,15 +284,15 @@ def main() -> None:
         notebooks[size], ratios[size] = round(notebook, 2), round(ratio, 2)
         if args.again:  # printed so that --rounds, which reads the line above, does not take it for a run
             notebook, floors, cells = time_size(spark, data, args.master, args.baseline_runs)
+            ratio = notebook / statistics.median(floors)
             print(f"{size:>9,} rows, again in the same JVM: notebook {notebook:7.2f} s   baseline "
-                  f"{baseline_text(floors)}   notebook/baseline {notebook / statistics.median(floors):6.2f}x",
-                  flush=True)
+                  f"{baseline_text(floors)}   notebook/baseline {ratio:6.2f}x", flush=True)
             if args.cells:
                 print_cells(cells)
     print_goals(notebooks, ratios)
 
 
-def time_size(spark, data: Path, master: str, baseline_runs: int = 1) -> tuple[float, list[float], Cells]:
+def time_size(spark, data: Path, master: str, baseline_runs: int) -> tuple[float, list[float], Cells]:
     """The notebook on the batch in `data` (seconds, and each cell's), then the parse-once baseline `baseline_runs`
     times (seconds each)."""
     cells: Cells = []
