@@ -91,10 +91,25 @@ def pg_url() -> str:
     return url
 
 
+# Ports for the servers the tests start on ports of their own choosing (the poster, Spark Connect, PostgreSQL, ...):
+# taken in turn from the top of this worker's block, and free when handed out. Not a port the kernel picks (a bind
+# to port 0): that comes from Linux's ephemeral range (32768-60999), where every other bind to port 0 and every
+# outgoing connection takes ports too, so it could be taken before the server bound it (a run_pipeline.sh test's
+# poster lost its port to the notebook's prestarted Spark driver that way).
+FREE_PORTS = range(TEST_KAFKA_PORT + 1500, TEST_KAFKA_PORT + 2000)
+_next_free = iter(FREE_PORTS)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port on 127.0.0.1 that no process holds now, from FREE_PORTS; never the same one twice in a session."""
+    for port in _next_free:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use (or in TIME_WAIT): the next one
+                continue
+            return port
+    raise RuntimeError(f"every port of {FREE_PORTS} has been handed out or is in use")
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,12 @@ def wait_for_log(run: subprocess.Popen, log: Path, text: str, poll_s: float = 0.
     """Until the stage log `log` holds `text`, while the run goes on."""
     deadline = time.monotonic() + timeout_s
     while not (log.exists() and text in log.read_text()):
-        assert run.poll() is None and time.monotonic() < deadline, f"{log.name} never said {text!r}"
+        if run.poll() is not None:  # the run ended first: what it and the stage said
+            stdout, stderr = run.communicate()
+            said = log.read_text()[-2000:] if log.exists() else "(no log)"
+            raise AssertionError(f"the run exited {run.returncode} before {log.name} said {text!r}:\n{stdout}{stderr}"
+                                 f"\n{log.name}:\n{said}")
+        assert time.monotonic() < deadline, f"{log.name} never said {text!r} in {timeout_s} s"
         time.sleep(poll_s)
 
 
