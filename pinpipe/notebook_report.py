@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -97,6 +98,7 @@ DEFAULT_KERNEL = "python3"  # the Python running this (ipykernel's own kernel sp
 # notebook.log and stream.log). A socket's path holds at most 107 bytes on Linux, 103 on macOS (SOCKET_PATH_MAX):
 # under a temp directory too deep for that the kernel keeps TCP.
 SOCKET_PATH_MAX = 103
+WARM_UP_STOP_S = 15.0  # how long a warm-up asked to stop may take to end (a step on a cold JVM takes 1-3 s here)
 SOCKET_SUFFIX_MAX = 6  # jupyter_client appends "-<n>" to the path for each socket
 
 
@@ -131,6 +133,8 @@ class _Kernel:
             self._start(DEFAULT_KERNEL)
 
     def _start(self, kernel: str) -> None:
+        self.warming = False  # the warm-up runs, not yet answered (SIGTERM came while it ran, or it goes on)
+        self.stop_file = Path(tempfile.gettempdir()) / f"pinpipe-warm-up-stop-{uuid.uuid4().hex}"
         self.manager, self.socket_folder = _kernel_manager(kernel)
         try:
             self.manager.start_kernel(extra_arguments=KERNEL_ARGUMENTS)
@@ -163,8 +167,11 @@ class _Kernel:
         `until` appears, so the notebook's queries find a JVM that has run them once. Failures are only reported."""
         code = ("from pyspark.sql import SparkSession\n"
                 "from pinpipe.spark.sample_batch import warm_up\n"
-                f"print(warm_up(SparkSession.getActiveSession(), small={small!r}, until={str(until)!r}))\n")
+                f"print(warm_up(SparkSession.getActiveSession(), small={small!r}, until={str(until)!r}, "
+                f"stop_file={str(self.stop_file)!r}))\n")
+        self.warming = True
         self._run(code, what="warm Spark up")
+        self.warming = False  # not after SIGTERM: then it still runs (shutdown ends it)
 
     def _run(self, code: str, what: str = "start Spark early") -> str | None:
         """Execute `code` in the kernel, its output to stderr; the error, reported, if it failed."""
@@ -203,12 +210,45 @@ class _Kernel:
 
         try:
             if self.manager.has_kernel:
+                if self.warming and not self._end_warm_up():
+                    self.manager.shutdown_kernel(now=True)
+                    return
                 try:
                     self.manager.shutdown_kernel(now=False)
                 except zmq.ZMQError:
                     self.manager.shutdown_kernel(now=True)
         finally:
+            self.stop_file.unlink(missing_ok=True)
             self._remove_socket_folder()
+
+    def _end_warm_up(self, timeout_s: float = WARM_UP_STOP_S) -> bool:
+        """Ask the warm-up to stop (it ends at its next step, its folder removed) and wait for it: whether it ended
+        within `timeout_s`. A kernel asked to shut down while it ran the warm-up closed its sockets, then failed to
+        send the warm-up's reply: a ZMQError traceback ended notebook.log after every run whose poster or extractor
+        failed. (An interrupt would be worse: pyspark's SIGINT handler calls the JVM inside the running call.)"""
+        import queue
+
+        import zmq
+
+        self.stop_file.touch()
+        context = zmq.Context()  # of its own: the manager's may be gone
+        try:
+            client = self.manager.client(context=context)
+            client.start_channels(iopub=False, stdin=False, hb=False, control=False)  # the shell channel only
+            try:
+                deadline = time.monotonic() + timeout_s
+                request = client.kernel_info()  # answered once the warm-up has ended
+                while client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))[
+                        "parent_header"].get("msg_id") != request:
+                    pass
+            finally:
+                client.stop_channels()
+        except (queue.Empty, zmq.ZMQError, RuntimeError):  # no answer in time
+            return False
+        finally:
+            context.destroy(linger=0)
+        self.warming = False
+        return True
 
     def _remove_socket_folder(self) -> None:
         if self.socket_folder is not None:
@@ -268,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     termination = _Termination()
     kernel = _Kernel(args.notebook)
 
-    failed = None
+    failed, notebook_started = None, False
     try:
         if args.prestart_spark is not None:
             with termination.deferred():
@@ -279,10 +319,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: the process that was to create {args.when_exists} is gone; not running "
                   f"{args.notebook}", file=sys.stderr)
             return 1
+        notebook_started = True
         papermill.execute_notebook(str(args.notebook), str(args.output), parameters=dict(args.parameter),
                                    log_output=False, progress_bar=False, km=kernel.manager)
     except papermill.PapermillExecutionError as error:
         failed = error
+    except SystemExit as stop:  # SIGTERM or SIGINT (_Termination): said here, where nothing else says it
+        if stop.code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+            print(f"stopped by {signal.Signals(stop.code - 128).name} "
+                  f"{'while running' if notebook_started else 'before running'} {args.notebook}; its kernel and "
+                  "Spark session are shut down", file=sys.stderr)
+        raise
     finally:
         kernel.shutdown()
     if exporter:

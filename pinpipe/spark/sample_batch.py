@@ -79,18 +79,19 @@ def _steps(spark: SparkSession, directory: Path, small: bool, stop: Callable[[],
     return True
 
 
-def warm_up(spark: SparkSession, small: bool = True, until: str | None = None) -> str:
+def warm_up(spark: SparkSession, small: bool = True, until: str | None = None, stop_file: str | None = None) -> str:
     """Run the notebook's steps on SAMPLE once in `spark` (a temporary folder, removed after), so a cold driver
     JVM has loaded, planned and compiled what the notebook's queries go through before they come. `until`: a
-    file whose appearance ends the warm-up at the next step (the real batch is there). A `small` warm-up runs
-    without generated code, as the notebook will run a small batch (run_steps). It caches nothing and leaves no
-    setting changed: the session is as it was. Returns what it did, for a log line."""
+    file whose appearance ends the warm-up at the next step (the real batch is there); `stop_file` likewise (the
+    runner is stopping). A `small` warm-up runs without generated code, as the notebook will run a small batch
+    (run_steps). It caches nothing and leaves no setting changed: the session is as it was. Returns what it did,
+    for a log line."""
     started = time.perf_counter()
-    stop = (lambda: os.path.exists(until)) if until else (lambda: False)
+    stop = lambda: any(path and os.path.exists(path) for path in (until, stop_file))  # noqa: E731
     with tempfile.TemporaryDirectory(prefix="pinpipe-warm-up-") as work:
         write_sample(Path(work))
         whole = run_steps(spark, Path(work), small, stop)
-    what = "done" if whole else "cut short (the batch is there)"
+    what = "done" if whole else "cut short (the batch is there)" if until and os.path.exists(until) else "stopped"
     return f"Spark warm-up {what} in {time.perf_counter() - started:.1f} s"
 
 

@@ -218,8 +218,9 @@ def test_an_early_runner_stops_on_sigterm_or_when_orphaned_and_leaves_nothing_ru
     wait_for(lambda: any(is_java(pid) for pid in runner_processes(marker)),
              what="the early Spark driver")
     runner.terminate()
-    runner.communicate(timeout=60)
+    _, stderr = runner.communicate(timeout=60)
     assert runner.returncode == 143
+    assert f"stopped by SIGTERM before running {source}; its kernel and Spark session are shut down" in stderr, stderr
     wait_for(lambda: not runner_processes(marker), 30, "the kernel and its JVM to exit after SIGTERM")
 
     log = tmp_path / "orphan.log"  # its parent, a shell, exits while it waits
@@ -241,3 +242,38 @@ def test_the_early_kernel_is_stopped_even_after_its_manager_was_cleaned_up(tmp_p
     early.shutdown()
     assert process_gone(kernel)
     assert not early.manager.has_kernel
+
+
+
+def test_an_early_kernel_stopped_during_its_warm_up_ends_it_first_and_logs_no_traceback(tmp_path, capfd):
+    """run_pipeline.sh stops the early runner (SIGTERM) when a stage before the notebook fails, most often while its
+    kernel warms Spark up. Asked to shut down with the warm-up running, the kernel closed its sockets, then failed to
+    send the warm-up's reply: a ZMQError traceback ended notebook.log, as if the notebook stage had failed. Now the
+    warm-up is asked to stop, and has ended (its folder removed) before the kernel is asked to shut down."""
+    import tempfile
+    import threading
+
+    from pinpipe.notebook_report import _Kernel
+
+    folders = set(Path(tempfile.gettempdir()).glob("pinpipe-warm-up-*"))
+    early = _Kernel(notebook(tmp_path / "in.ipynb", "print('never')"))
+    kernel = early.manager.provisioner.process.pid
+    try:
+        assert early.start_spark(tmp_path / "in.ipynb", {"spark_master": "local[1]"}, small=True)
+        warming = threading.Thread(target=early.warm_up, kwargs={"small": True, "until": tmp_path / "never"},
+                                   daemon=True)
+        warming.start()
+        wait_for(lambda: set(Path(tempfile.gettempdir()).glob("pinpipe-warm-up-*")) - folders, 30,
+                 "the warm-up to begin")
+        assert early.warming  # still running: its first step (reading, cleaning, saving) takes seconds
+        stopping = time.monotonic()
+        early.shutdown()
+        took = time.monotonic() - stopping
+    finally:
+        if early.manager.has_kernel:
+            early.manager.shutdown_kernel(now=True)
+    assert process_gone(kernel)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ZMQError" not in err, err[-3000:]
+    assert took < 20, f"the kernel took {took:.1f} s to stop"
+    assert set(Path(tempfile.gettempdir()).glob("pinpipe-warm-up-*")) <= folders  # the warm-up's folder removed

@@ -301,6 +301,11 @@ def test_a_warm_up_runs_the_notebooks_steps_and_leaves_the_session_as_it_was(spa
     (tmp_path / "batch-written").touch()
     assert sample_batch.warm_up(spark, until=str(tmp_path / "batch-written")).startswith(
         "Spark warm-up cut short (the batch is there) in ")
+    # its runner stopping: the same, said as such
+    (tmp_path / "stop").touch()
+    assert sample_batch.warm_up(spark, until=str(tmp_path / "not-yet"), stop_file=str(tmp_path / "stop")).startswith(
+        "Spark warm-up stopped in ")
+    assert set(Path(tempfile.gettempdir()).glob("pinpipe-warm-up-*")) == temp
 
 
 def test_the_sample_batchs_steps_answer_from_the_sample(spark, tmp_path):
