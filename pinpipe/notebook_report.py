@@ -98,8 +98,8 @@ DEFAULT_KERNEL = "python3"  # the Python running this (ipykernel's own kernel sp
 # notebook.log and stream.log). A socket's path holds at most 107 bytes on Linux, 103 on macOS (SOCKET_PATH_MAX):
 # under a temp directory too deep for that the kernel keeps TCP.
 SOCKET_PATH_MAX = 103
-WARM_UP_STOP_S = 15.0  # how long a warm-up asked to stop may take to end (a step on a cold JVM takes 1-3 s here)
 SOCKET_SUFFIX_MAX = 6  # jupyter_client appends "-<n>" to the path for each socket
+WARM_UP_STOP_S = 15.0  # how long a warm-up asked to stop may take to end (a step on a cold JVM takes 1-3 s here)
 
 
 def _kernel_manager(kernel_name: str):
@@ -134,7 +134,7 @@ class _Kernel:
 
     def _start(self, kernel: str) -> None:
         self.warming = False  # the warm-up runs, not yet answered (SIGTERM came while it ran, or it goes on)
-        self.stop_file = Path(tempfile.gettempdir()) / f"pinpipe-warm-up-stop-{uuid.uuid4().hex}"
+        self.stop_file = Path(tempfile.gettempdir()) / f"pinpipe-stop-warm-up-{uuid.uuid4().hex}"
         self.manager, self.socket_folder = _kernel_manager(kernel)
         try:
             self.manager.start_kernel(extra_arguments=KERNEL_ARGUMENTS)
