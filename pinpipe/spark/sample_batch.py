@@ -87,10 +87,10 @@ def warm_up(spark: SparkSession, small: bool = True, until: str | None = None, s
     (run_steps). It caches nothing and leaves no setting changed: the session is as it was. Returns what it did,
     for a log line."""
     started = time.perf_counter()
-    stop = lambda: any(path and os.path.exists(path) for path in (until, stop_file))  # noqa: E731
+    ends = [path for path in (until, stop_file) if path]
     with tempfile.TemporaryDirectory(prefix="pinpipe-warm-up-") as work:
         write_sample(Path(work))
-        whole = run_steps(spark, Path(work), small, stop)
+        whole = run_steps(spark, Path(work), small, lambda: any(map(os.path.exists, ends)))
     what = "done" if whole else "cut short (the batch is there)" if until and os.path.exists(until) else "stopped"
     return f"Spark warm-up {what} in {time.perf_counter() - started:.1f} s"
 

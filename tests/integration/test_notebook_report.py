@@ -244,7 +244,6 @@ def test_the_early_kernel_is_stopped_even_after_its_manager_was_cleaned_up(tmp_p
     assert not early.manager.has_kernel
 
 
-
 def test_an_early_kernel_stopped_during_its_warm_up_ends_it_first_and_logs_no_traceback(tmp_path, capfd):
     """run_pipeline.sh stops the early runner (SIGTERM) when a stage before the notebook fails, most often while its
     kernel warms Spark up. Asked to shut down with the warm-up running, the kernel closed its sockets, then failed to
