@@ -306,14 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     # JVM are shut down; while the early Spark session starts they wait for that to finish (a kernel stopped
     # while pyspark launches its JVM leaves the JVM running: py4j's server thread keeps it alive).
     termination = _Termination()
-    kernel = _Kernel(args.notebook)
 
-    failed, notebook_started = None, False
+    failed, kernel, spark_started, notebook_started = None, None, False, False
     try:
+        with termination.deferred():  # a kernel launched is a kernel shut down (finally), even if SIGTERM came
+            kernel = _Kernel(args.notebook)
         if args.prestart_spark is not None:
             with termination.deferred():
-                started = kernel.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark)
-            if started and args.warm_up:
+                spark_started = kernel.start_spark(args.notebook, dict(args.parameter), small=args.prestart_spark)
+            if spark_started and args.warm_up:
                 kernel.warm_up(small=args.prestart_spark, until=args.when_exists)
         if args.when_exists and not kernel.wait_for(args.when_exists, parent):
             print(f"error: the process that was to create {args.when_exists} is gone; not running "
@@ -326,12 +327,14 @@ def main(argv: list[str] | None = None) -> int:
         failed = error
     except SystemExit as stop:  # SIGTERM or SIGINT (_Termination): said here, where nothing else says it
         if stop.code in (128 + signal.SIGTERM, 128 + signal.SIGINT):
+            shut = "its kernel and Spark session are" if spark_started or notebook_started else "its kernel is"
             print(f"stopped by {signal.Signals(stop.code - 128).name} "
-                  f"{'while running' if notebook_started else 'before running'} {args.notebook}; its kernel and "
-                  "Spark session are shut down", file=sys.stderr)
+                  f"{'while running' if notebook_started else 'before running'} {args.notebook}; {shut} shut down",
+                  file=sys.stderr)
         raise
     finally:
-        kernel.shutdown()
+        if kernel is not None:
+            kernel.shutdown()
     if exporter:
         try:
             exporter.render(args.output, args.html)

@@ -223,6 +223,15 @@ def test_an_early_runner_stops_on_sigterm_or_when_orphaned_and_leaves_nothing_ru
     assert f"stopped by SIGTERM before running {source}; its kernel and Spark session are shut down" in stderr, stderr
     wait_for(lambda: not runner_processes(marker), 30, "the kernel and its JVM to exit after SIGTERM")
 
+    # without an early Spark session: the line names only the kernel, which is gone with it
+    runner = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: len(runner_processes(marker)) >= 2, 60, "the runner's kernel")
+    runner.terminate()
+    _, stderr = runner.communicate(timeout=60)
+    assert runner.returncode == 143
+    assert f"stopped by SIGTERM before running {source}; its kernel is shut down" in stderr, stderr
+    wait_for(lambda: not runner_processes(marker), 30, "the kernel to exit after SIGTERM")
+
     log = tmp_path / "orphan.log"  # its parent, a shell, exits while it waits
     subprocess.run(["bash", "-c", f'"$@" > {log} 2>&1 & sleep 1', "bash", *args], env=env, check=True, timeout=60)
     wait_for(lambda: "is gone; not running" in log.read_text(), 60, "the orphaned runner to give up")
