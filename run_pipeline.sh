@@ -233,6 +233,22 @@ if [[ "$PRESTART" == 1 ]]; then
 fi
 
 if kafka_running; then
+    # A cluster with nodes stopped (./stop_kafka.sh --node N, or crashed) is said, and refused without a majority
+    # (no controller quorum: nothing can be written) instead of the poster waiting a minute for acknowledgements.
+    read -r NODES RUNNING STOPPED <<< "$(cluster_state)"
+    if [[ -n "${STOPPED:-}" ]]; then
+        STOPPED="node ${STOPPED// /, node }"
+        START_AGAIN="./start_kafka.sh --brokers $NODES (it starts only the stopped nodes)"
+        if (( RUNNING <= NODES / 2 )); then
+            say "error: only $RUNNING of the $NODES nodes of the Kafka cluster in $KAFKA_STATE_DIR run (stopped:" \
+                "$STOPPED); without $(( NODES / 2 + 1 )) it has no controller quorum and takes no writes. Start" \
+                "them again: $START_AGAIN" >&2
+            exit 1
+        fi
+        say "warning: $RUNNING of the $NODES nodes of the Kafka cluster in $KAFKA_STATE_DIR run (stopped: $STOPPED);" \
+            "the run goes on with them, with less room for another failure. Start" \
+            "$( (( NODES - RUNNING == 1 )) && echo it || echo them) again: $START_AGAIN" >&2
+    fi
     say "==> kafka: already running; it will be left running"
 else
     KAFKA_STARTED=1  # before the stage: a run interrupted while Kafka starts stops what did start

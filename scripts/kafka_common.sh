@@ -101,6 +101,28 @@ kafka_running() {  # true when a broker or cluster node started from $KAFKA_STAT
     return 1
 }
 
+# A cluster started from $KAFKA_STATE_DIR as "NODES RUNNING STOPPED_IDS...": its size (the controller quorum's
+# voters, from a running node's configuration), how many of its nodes run, and the ids of those that do not.
+# Nothing when no cluster node runs (a single broker, or nothing).
+cluster_state() {
+    local dir voters="" id running=0 stopped=()
+    for dir in "$KAFKA_STATE_DIR"/node-*; do
+        if running_pid "$dir" >/dev/null; then
+            voters="$(sed -n 's/^controller\.quorum\.voters=//p' "$dir/server.properties")"
+            break
+        fi
+    done
+    [[ -n "$voters" ]] || return 0
+    for id in $(tr ',' '\n' <<< "$voters" | cut -d@ -f1); do
+        if running_pid "$KAFKA_STATE_DIR/node-$id" >/dev/null; then
+            running=$((running + 1))
+        else
+            stopped+=("$id")
+        fi
+    done
+    printf '%s %s %s\n' "$(( running + ${#stopped[@]} ))" "$running" "${stopped[*]}"
+}
+
 bootstrap_list() {  # host:port of every broker of a cluster of $1
     local node list=()
     for (( node = 1; node <= $1; node++ )); do

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import multiprocessing as mp
@@ -101,6 +102,16 @@ def keys_query() -> sql.Composed:
         *(sql.Identifier(TABLES[k]) for k in KINDS))
 
 
+def answer_detail(text: str, limit: int = 300) -> str:
+    """What an error answer's JSON body says (its `detail`, as the poster's 503 says why Kafka did not take the
+    records), else its text; '' when empty."""
+    try:
+        detail = json.loads(text).get("detail", text)
+    except (ValueError, AttributeError):
+        detail = text
+    return " ".join(str(detail).split())[:limit]
+
+
 def event_body(row: tuple) -> dict[str, dict[str, Any]]:
     """Split a triplet_query row into the /events body, with the records' explicit encodings."""
     body, i = {}, 0
@@ -192,7 +203,8 @@ class Emulator:
             if waiting and time.monotonic() - self.last_ack > limit:
                 answer = f"the last answer: {self.last_failure}" if self.last_failure else "no answer yet"
                 raise Stalled(f"no triplet acknowledged for {limit:g} s ({waiting} waiting, {answer}). Is Kafka "
-                              "running? The poster answers 503 while it cannot reach the broker")
+                              "running (a cluster: a majority of its nodes)? The poster answers 503 while Kafka does "
+                              "not take its records")
 
     def _next_ticket(self) -> int | None:
         if self.stop.is_set() or (self.config.count is not None and self.issued >= self.config.count):
@@ -229,7 +241,7 @@ class Emulator:
                 async with client.post("/events", json=body) as response:
                     status, text = response.status, await response.text()
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                reason = f"{type(exc).__name__}"
+                reason = self.last_failure = f"{type(exc).__name__}"
             else:
                 if status == 200:
                     with self.status._acked.get_lock():
@@ -239,7 +251,7 @@ class Emulator:
                 if status not in RETRYABLE_STATUS:
                     raise RuntimeError(f"POST /events answered {status}: {text[:300]}")
                 reason = f"HTTP {status}"
-            self.last_failure = reason
+                self.last_failure = f"{reason}: {detail}" if (detail := answer_detail(text)) else reason
             with self.status._retries.get_lock():
                 self.status._retries.value += 1
             log.warning("idx %s not acknowledged (%s); retrying in %.1f s", body["pin"]["idx"], reason, backoff)

@@ -329,3 +329,47 @@ def test_cluster_topics_internal_ones_included_are_replicated_three_ways(cluster
     config = (Path(cluster.env["KAFKA_STATE_DIR"]) / "node-1" / "server.properties").read_text()
     assert "min.insync.replicas=2" in config and "unclean.leader.election.enable=false" in config
     assert "transaction.state.log.min.isr=2" in config and "offsets.topic.replication.factor=3" in config
+
+
+def test_run_pipeline_on_a_cluster_with_nodes_stopped_says_so_and_refuses_without_a_majority(
+        cluster, cluster_topics, pg_url, tmp_path):
+    """run_pipeline.sh leaves a running cluster as it is; with a node stopped it says which and goes on, and with
+    a majority stopped (no controller quorum, no writes) it stops at once, saying how to start them, where the
+    poster used to wait a minute for acknowledgements and then ask whether Kafka was running."""
+    env = pipeline_env(cluster, cluster_topics, tmp_path / "batches", DATABASE_URL=pg_url,
+                       POSTER_PORT=str(free_port()), PIPELINE_PRESTART_SPARK="0",
+                       **{name: cluster.env[name] for name in ("KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_STATE_DIR")})
+    command = [str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "5"]
+    state = cluster.env["KAFKA_STATE_DIR"]
+    try:
+        cluster.stop_node(2)
+        run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen = []
+        for line in run.stdout:  # the run goes on past the Kafka stage: stopped there
+            seen.append(line)
+            if line.startswith("==> kafka"):
+                run.terminate()
+                break
+        rest, _ = run.communicate(timeout=120)
+        output = "".join(seen) + rest
+        assert run.returncode == 143, output
+        assert (f"warning: 2 of the 3 nodes of the Kafka cluster in {state} run (stopped: node 2); the run goes on "
+                "with them") in output, output
+        assert "Start it again: ./start_kafka.sh --brokers 3 (it starts only the stopped nodes)" in output
+        assert "==> kafka: already running; it will be left running" in output
+
+        cluster.stop_node(3)
+        started = time.monotonic()
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert (f"error: only 1 of the 3 nodes of the Kafka cluster in {state} run (stopped: node 2, node 3); without "
+                "2 it has no controller quorum and takes no writes. Start them again: ./start_kafka.sh --brokers 3")\
+            in refused.stderr, refused.stderr
+        assert "==> poster" not in refused.stdout and time.monotonic() - started < 30
+    finally:
+        restarted = run_script("start_kafka.sh", cluster.env | {"KAFKA_BROKERS": "3"})
+    # the two stopped nodes started again, the running one left alone
+    assert sorted(re.findall(r"Starting Kafka \S+ node (\d)", restarted.stdout)) == ["2", "3"], restarted.stdout
+    state = subprocess.run(["bash", "-c", "source scripts/kafka_common.sh && cluster_state"], cwd=PROJECT_ROOT,
+                           env=cluster.env, capture_output=True, text=True, check=True)
+    assert state.stdout.split() == ["3", "3"], state.stdout
