@@ -45,14 +45,21 @@ EMPTY_ASSIGNMENT_RETRIES = 3
 
 def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
     """Whether any broker of the bootstrap list accepts a TCP connection."""
-    for server in bootstrap.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection((host or "localhost", int(port or 9092)), timeout=timeout_s):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
+    return any(_accepts(server, timeout_s) for server in bootstrap.split(","))
+
+
+def answering(bootstrap: str, timeout_s: float = 2.0) -> list[str]:
+    """The servers of the bootstrap list that accept a TCP connection."""
+    return [server.strip() for server in bootstrap.split(",") if _accepts(server, timeout_s)]
+
+
+def _accepts(server: str, timeout_s: float) -> bool:
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "localhost", int(port or 9092)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def topic_ids(consumer: KafkaConsumer, topics) -> dict[str, str]:
@@ -159,9 +166,17 @@ class GroupJoinTimeout(KafkaTimeoutError):
     """The broker answers but the consumer group assigned no partitions in time."""
 
     def __init__(self, group_id: str, instance_id: str | None, waited_s: float, broker_reachable: bool,
-                 bootstrap: str):
+                 bootstrap: str, answering: list[str] | None = None):
         self.broker_reachable = broker_reachable
-        if broker_reachable:
+        servers = [server.strip() for server in bootstrap.split(",")]
+        if broker_reachable and answering is not None and len(servers) > 1 and len(answering) <= len(servers) // 2:
+            text = (f"only {len(answering)} of the {len(servers)} Kafka servers listed answer "
+                    f"({', '.join(answering)}), and consumer group '{group_id}' assigned this extractor no "
+                    f"partitions within {waited_s:g} s: a cluster with fewer than a majority of its nodes running "
+                    "has no controller quorum and serves no group. Start the others (a cluster of this project's: "
+                    f"./start_kafka.sh --brokers {len(servers)}, which starts only the stopped nodes), or check "
+                    "KAFKA_BOOTSTRAP_SERVERS")
+        elif broker_reachable:
             member = f" (instance {instance_id})" if instance_id else ""
             text = (f"the broker at {bootstrap} answers, but consumer group '{group_id}' assigned this extractor"
                     f"{member} no partitions within {waited_s:g} s: the group is waiting for its other members to "
@@ -359,7 +374,8 @@ class GroupMember(ConsumerRebalanceListener):
 
     def join_timeout(self, waited_s: float) -> GroupJoinTimeout:
         bootstrap = self.settings.kafka_bootstrap_servers
-        return GroupJoinTimeout(self.group_id, self.instance_id, waited_s, reachable(bootstrap), bootstrap)
+        up = answering(bootstrap)
+        return GroupJoinTimeout(self.group_id, self.instance_id, waited_s, bool(up), bootstrap, up)
 
     def close(self) -> None:
         """Close the consumer. A static member does not leave its group on close (that is what lets a restart

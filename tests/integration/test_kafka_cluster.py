@@ -20,10 +20,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from pinpipe.common.config import PROJECT_ROOT
+from pinpipe.common.config import PROJECT_ROOT, get_settings
 from pinpipe.common.records import encode_value_field
 from pinpipe.common.topics import fresh_topics
-from pinpipe.extraction import batch_store
+from pinpipe.extraction import batch_store, extractor
+from pinpipe.extraction.group import GroupJoinTimeout
 from tests.conftest import TEST_KAFKA_PORT, free_port, kafka_env, run_script
 from tests.helpers import complete_idx_in_kafka, consume_all, make_producer, send, triplet_rows, written_idx_per_batch
 
@@ -331,8 +332,8 @@ def test_cluster_topics_internal_ones_included_are_replicated_three_ways(cluster
     assert "transaction.state.log.min.isr=2" in config and "offsets.topic.replication.factor=3" in config
 
 
-def test_run_pipeline_on_a_cluster_with_nodes_stopped_says_so_and_refuses_without_a_majority(
-        cluster, cluster_topics, pg_url, tmp_path):
+def test_a_cluster_with_nodes_stopped_is_said_and_refused_without_a_majority_by_the_pipeline_and_extractor(
+        cluster, cluster_topics, pg_url, tmp_path, monkeypatch):
     """run_pipeline.sh leaves a running cluster as it is; with a node stopped it says which and goes on, and with
     a majority stopped (no controller quorum, no writes) it stops at once, saying how to start them, where the
     poster used to wait a minute for acknowledgements and then ask whether Kafka was running."""
@@ -366,6 +367,16 @@ def test_run_pipeline_on_a_cluster_with_nodes_stopped_says_so_and_refuses_withou
                 "2 it has no controller quorum and takes no writes. Start them again: ./start_kafka.sh --brokers 3")\
             in refused.stderr, refused.stderr
         assert "==> poster" not in refused.stdout and time.monotonic() - started < 30
+
+        # the extractor run by hand against it: its join timeout says the cluster lacks a majority
+        monkeypatch.setattr(extractor, "JOIN_TIMEOUT_S", 5.0)
+        settings = get_settings(kafka_bootstrap_servers=cluster.bootstrap, pin_topic=cluster_topics["pin"],
+                                geo_topic=cluster_topics["geo"], user_topic=cluster_topics["user"],
+                                batch_dir=tmp_path / "by-hand")
+        with pytest.raises(GroupJoinTimeout) as timeout:
+            extractor.Extractor(settings, group_id=f"g-{uuid.uuid4().hex}", timeout_s=1, count=5).run()
+        assert timeout.value.text.startswith(f"only 1 of the 3 Kafka servers listed answer (localhost:{PORT})"), \
+            timeout.value.text
     finally:
         restarted = run_script("start_kafka.sh", cluster.env | {"KAFKA_BROKERS": "3"})
     # the two stopped nodes started again, the running one left alone
