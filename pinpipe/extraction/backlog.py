@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pinpipe.common.brokers import reachable
 from pinpipe.common.config import Settings, cli_settings
 from pinpipe.common.logs import setup_logging
-from pinpipe.extraction.group import past_deleted, reachable, resume_points_for, topic_ids, usable_committed
+from pinpipe.extraction.group import past_deleted, resume_points_for, topic_ids, usable_committed
 from pinpipe.extraction.ledger import Ledger
 
 

@@ -20,6 +20,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from pinpipe.common.brokers import answering, reachable
 from pinpipe.common.config import Settings
 from pinpipe.extraction import batch_store
 from pinpipe.extraction.ledger import Ledger
@@ -41,25 +42,6 @@ SLOTS_DIR = ".members"  # under the batch directory: one lock file per extractor
 # partitions is legitimately idle and should not keep the group rebalancing).
 EMPTY_ASSIGNMENT_RETRY_S = 5.0
 EMPTY_ASSIGNMENT_RETRIES = 3
-
-
-def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
-    """Whether any broker of the bootstrap list accepts a TCP connection."""
-    return any(_accepts(server, timeout_s) for server in bootstrap.split(","))
-
-
-def answering(bootstrap: str, timeout_s: float = 2.0) -> list[str]:
-    """The servers of the bootstrap list that accept a TCP connection."""
-    return [server.strip() for server in bootstrap.split(",") if _accepts(server, timeout_s)]
-
-
-def _accepts(server: str, timeout_s: float) -> bool:
-    host, _, port = server.strip().rpartition(":")
-    try:
-        with socket.create_connection((host or "localhost", int(port or 9092)), timeout=timeout_s):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 def topic_ids(consumer: KafkaConsumer, topics) -> dict[str, str]:

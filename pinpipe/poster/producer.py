@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from pinpipe.common.brokers import reachable
 from pinpipe.common.config import Settings
 
 log = logging.getLogger(__name__)
@@ -65,15 +65,6 @@ async def _within(seconds: float, awaitable):
         async with asyncio.timeout(seconds):
             return await awaitable
     return await asyncio.wait_for(awaitable, seconds)
-
-
-def _reachable(server: str, timeout_s: float = 1.0) -> bool:
-    host, _, port = server.strip().rpartition(":")
-    try:
-        with socket.create_connection((host or "localhost", int(port)), timeout=timeout_s):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 class _Deliveries:
@@ -181,7 +172,7 @@ class RecordProducer:
 
     def ready(self) -> bool:
         """A bootstrap server accepts connections now, and the pin topic's metadata is known."""
-        if not any(_reachable(server) for server in self.settings.kafka_bootstrap_servers.split(",")):
+        if not reachable(self.settings.kafka_bootstrap_servers, timeout_s=1.0):
             return False  # the client's metadata is cached, so it alone would not notice a dead broker
         try:
             return bool(self._get().partitions_for(self.settings.pin_topic))

@@ -1,0 +1,25 @@
+"""Whether the Kafka servers of a bootstrap list answer: a TCP connection, no Kafka request, so a broker that is
+down is told in a second instead of after a client's retries."""
+from __future__ import annotations
+
+import socket
+
+
+def accepts(server: str, timeout_s: float = 1.0) -> bool:
+    """Whether `server` (host:port; localhost and 9092 where left out) accepts a TCP connection."""
+    host, _, port = server.strip().rpartition(":")
+    try:
+        with socket.create_connection((host or "localhost", int(port or 9092)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """Whether any server of the comma-separated bootstrap list accepts a TCP connection."""
+    return any(accepts(server, timeout_s) for server in bootstrap.split(","))
+
+
+def answering(bootstrap: str, timeout_s: float = 2.0) -> list[str]:
+    """The servers of the bootstrap list that accept a TCP connection."""
+    return [server.strip() for server in bootstrap.split(",") if accepts(server, timeout_s)]
