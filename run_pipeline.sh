@@ -62,6 +62,7 @@ done
 BATCH_DIR="${BATCH_DIR:-batch_data}"
 STREAM_DIR="${STREAM_DIR:-stream_data}"
 LOG_DIR="$BATCH_DIR/logs"
+BOOTSTRAP_GIVEN="${KAFKA_BOOTSTRAP_SERVERS:-}"  # a Kafka of the user's own, or ours (the default)
 export KAFKA_BOOTSTRAP_SERVERS="${KAFKA_BOOTSTRAP_SERVERS:-$KAFKA_HOST:$KAFKA_PORT}"
 export BATCH_DIR
 TIMINGS=()
@@ -250,6 +251,13 @@ if kafka_running; then
             "$( (( NODES - RUNNING == 1 )) && echo it || echo them) again: $START_AGAIN" >&2
     fi
     say "==> kafka: already running; it will be left running"
+elif [[ -n "$BOOTSTRAP_GIVEN" ]] && $PY -m pinpipe.common.brokers "$KAFKA_BOOTSTRAP_SERVERS" >/dev/null; then
+    # a Kafka of the user's own (README: "run your own broker and point KAFKA_BOOTSTRAP_SERVERS at it")
+    say "==> kafka: using KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS, which answers; it will be left running"
+elif [[ -n "$BOOTSTRAP_GIVEN" && ",$KAFKA_BOOTSTRAP_SERVERS," != *",$KAFKA_HOST:$KAFKA_PORT,"* ]]; then
+    say "error: no server of KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP_SERVERS answers. Start that Kafka, or unset" \
+        "KAFKA_BOOTSTRAP_SERVERS and the run starts its own on $KAFKA_HOST:$KAFKA_PORT" >&2
+    exit 1
 else
     KAFKA_STARTED=1  # before the stage: a run interrupted while Kafka starts stops what did start
     stage kafka "$LOG_DIR/kafka.log" ./start_kafka.sh

@@ -23,3 +23,18 @@ def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
 def answering(bootstrap: str, timeout_s: float = 2.0) -> list[str]:
     """The servers of the bootstrap list that accept a TCP connection."""
     return [server.strip() for server in bootstrap.split(",") if accepts(server, timeout_s)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pinpipe.common.brokers LIST`: the servers of LIST that answer, one a line; exit 1 when none does."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pinpipe.common.brokers", description=main.__doc__)
+    parser.add_argument("bootstrap", help="host:port[,host:port...], as KAFKA_BOOTSTRAP_SERVERS")
+    up = answering(parser.parse_args(argv).bootstrap)
+    print("\n".join(up))
+    return 0 if up else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -94,14 +94,18 @@ def test_run_pipeline_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_backlog_left_in_the_topics_goes_into_the_batch_and_the_run_agrees(tmp_path):
+def test_a_backlog_left_in_the_topics_of_a_kafka_of_ones_own_goes_into_the_batch_and_the_run_agrees(tmp_path):
     """Records posted by hand before the run (15 triplets and a pin alone) are taken with the run's own posts;
-    the summary counts them apart, and the run exits 0 instead of warning that the counts differ."""
+    the summary counts them apart, and the run exits 0 instead of warning that the counts differ. The Kafka is the
+    user's own, given by KAFKA_BOOTSTRAP_SERVERS (README: "run your own broker and point KAFKA_BOOTSTRAP_SERVERS at
+    it"): the run uses it and starts no broker of its own."""
     count, backlog, port = 40, 15, TEST_KAFKA_PORT + 320
-    env = kafka_env(tmp_path / "kafka", port)
-    env = {k: v for k, v in env.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    env.update(BATCH_DIR=str(tmp_path / "batch_data"), PGDATA_DIR=str(tmp_path / "pg"), POSTER_PORT=str(free_port()))
-    run_script("start_kafka.sh", env)
+    own = kafka_env(tmp_path / "own-kafka", port)  # started apart from the run, as a user's Kafka would be
+    env = {k: v for k, v in own.items() if k not in ("DATABASE_URL", "KAFKA_DATA_DIR", "KAFKA_LOG_DIR")}
+    env.update(KAFKA_BOOTSTRAP_SERVERS=f"localhost:{port}", KAFKA_STATE_DIR=str(tmp_path / "kafka"),
+               KAFKA_PORT=str(port + 2), KAFKA_CONTROLLER_PORT=str(port + 3),  # where the run's own would listen
+               BATCH_DIR=str(tmp_path / "batch_data"), PGDATA_DIR=str(tmp_path / "pg"), POSTER_PORT=str(free_port()))
+    run_script("start_kafka.sh", own)
     try:
         producer = make_producer(f"localhost:{port}")
         rows = list(triplet_rows(backlog + 1, seed=11).values())
@@ -113,8 +117,11 @@ def test_a_backlog_left_in_the_topics_goes_into_the_batch_and_the_run_agrees(tmp
         result = subprocess.run([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", str(count)], env=env,
                                 capture_output=True, text=True, timeout=900, cwd=PROJECT_ROOT)
     finally:
-        run_script("stop_kafka.sh", env, check=False)
+        run_script("stop_kafka.sh", own, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert (f"==> kafka: using KAFKA_BOOTSTRAP_SERVERS=localhost:{port}, which answers; it will be left running"
+            in result.stdout), result.stdout
+    assert not (tmp_path / "kafka").exists()  # no broker of the run's own was configured, let alone started
     assert f"the topics hold up to {backlog} triplets from before this run" in result.stdout
     assert "row counts agree across stages" in result.stdout
     [manifest] = [json.loads(p.read_text()) for p in (tmp_path / "batch_data" / "batches").glob("*/manifest.json")]
@@ -123,6 +130,21 @@ def test_a_backlog_left_in_the_topics_goes_into_the_batch_and_the_run_agrees(tmp
         written = {int(row["idx"]) for row in csv.DictReader(handle)}
     assert earlier <= written and 10**7 + backlog not in written
     assert f"; {backlog} of them left in the topics before this run" in result.stdout
+
+
+def test_a_kafka_given_that_does_not_answer_stops_the_run_at_once(tmp_path):
+    """KAFKA_BOOTSTRAP_SERVERS naming a Kafka that is not there: the run says so and exits 1 before posting, where it
+    used to start a broker of its own that the poster, sent to the given address, never used."""
+    marker, given = uuid.uuid4().hex, f"127.0.0.1:{free_port()}"
+    env = private_run_env(tmp_path, TEST_KAFKA_PORT + 330, marker, KAFKA_BOOTSTRAP_SERVERS=given,
+                          PIPELINE_PRESTART_SPARK="0")
+    result = subprocess.run([str(PROJECT_ROOT / "run_pipeline.sh"), "--count", "5"], env=env, capture_output=True,
+                            text=True, timeout=300, cwd=PROJECT_ROOT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (f"error: no server of KAFKA_BOOTSTRAP_SERVERS={given} answers. Start that Kafka, or unset "
+            f"KAFKA_BOOTSTRAP_SERVERS and the run starts its own on localhost:{TEST_KAFKA_PORT + 330}") in result.stderr
+    assert "==> kafka" not in result.stdout and not (tmp_path / "kafka").exists()
+    assert left_running(marker) == []
 
 
 def topics_of(env: dict[str, str]) -> dict[str, str]:
