@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stop the Kafka broker or cluster nodes started by start_kafka.sh: SIGTERM for a controlled shutdown, SIGKILL
-# only after KAFKA_STOP_TIMEOUT seconds. Idempotent; finds nodes by their pid files, never by process name.
+# only after KAFKA_STOP_TIMEOUT seconds (a cluster without a controller quorum, which can approve none: 5 s). Idempotent; finds nodes by their pid files, never by process name.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/scripts/kafka_common.sh"
 
@@ -9,7 +9,10 @@ usage() {
 Usage: ./stop_kafka.sh [--node N]
 
 Stop every Kafka node that start_kafka.sh started from \$KAFKA_STATE_DIR (all at once, each with a controlled
-shutdown), or only node N of a cluster. Environment: KAFKA_STATE_DIR, KAFKA_STOP_TIMEOUT (see README).
+shutdown, killed if still running after KAFKA_STOP_TIMEOUT seconds, default 60), or only node N of a cluster. A cluster with
+fewer than a majority of its nodes running has no controller quorum to approve a controlled shutdown: its
+nodes are killed after 5 s instead (each checks its logs on its next start). Environment: KAFKA_STATE_DIR,
+KAFKA_STOP_TIMEOUT (see README).
 USAGE
 }
 
@@ -48,15 +51,29 @@ if (( ${#pids[@]} == 0 )); then
     exit 0
 fi
 
+# A cluster node's controlled shutdown waits for the active controller to approve it. Without a controller quorum
+# (a majority of the nodes running) no approval comes, and each node waited out KAFKA_STOP_TIMEOUT before being
+# killed: then it gets NO_QUORUM_STOP_S. Killed, a broker loses nothing written (its records are in the page
+# cache); it checks its logs on the next start.
+NO_QUORUM_STOP_S=5
+wait_s="$KAFKA_STOP_TIMEOUT"
+read -r nodes running stopped <<< "$(cluster_state)"
+if [[ -n "${stopped:-}" ]] && (( running <= nodes / 2 )); then
+    wait_s="$NO_QUORUM_STOP_S"
+    say "The cluster has no controller quorum ($running of its $nodes nodes running; stopped: node ${stopped// /, node }):" \
+        "no controlled shutdown can be approved, so each node is killed after ${wait_s}s (it checks its logs on its next start)"
+fi
 for i in "${!pids[@]}"; do
     say "Stopping ${names[$i]} (pid ${pids[$i]})"
     kill -TERM "${pids[$i]}"
 done
-deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
+deadline=$((SECONDS + wait_s))
 for i in "${!pids[@]}"; do
     while kill -0 "${pids[$i]}" 2>/dev/null; do
         if (( SECONDS >= deadline )); then
-            say "warning: ${names[$i]} did not stop within ${KAFKA_STOP_TIMEOUT}s; killing it (unflushed data may be recovered from the log on next start)" >&2
+            if [[ "$wait_s" == "$KAFKA_STOP_TIMEOUT" ]]; then
+                say "warning: ${names[$i]} did not stop within ${KAFKA_STOP_TIMEOUT}s; killing it (unflushed data may be recovered from the log on next start)" >&2
+            fi
             kill -KILL "${pids[$i]}" 2>/dev/null || true
             break
         fi

@@ -336,7 +336,9 @@ def test_a_cluster_with_nodes_stopped_is_said_and_refused_without_a_majority_by_
         cluster, cluster_topics, pg_url, tmp_path, monkeypatch):
     """run_pipeline.sh leaves a running cluster as it is; with a node stopped it says which and goes on, and with
     a majority stopped (no controller quorum, no writes) it stops at once, saying how to start them, where the
-    poster used to wait a minute for acknowledgements and then ask whether Kafka was running."""
+    poster used to wait a minute for acknowledgements and then ask whether Kafka was running. The extractor's join
+    timeout names the lost majority too, and stop_kafka.sh stops the last node in seconds (no quorum can approve
+    its controlled shutdown: it used to wait 60 s, then kill it with a warning)."""
     env = pipeline_env(cluster, cluster_topics, tmp_path / "batches", DATABASE_URL=pg_url,
                        POSTER_PORT=str(free_port()), PIPELINE_PRESTART_SPARK="0",
                        **{name: cluster.env[name] for name in ("KAFKA_PORT", "KAFKA_CONTROLLER_PORT", "KAFKA_STATE_DIR")})
@@ -377,10 +379,23 @@ def test_a_cluster_with_nodes_stopped_is_said_and_refused_without_a_majority_by_
             extractor.Extractor(settings, group_id=f"g-{uuid.uuid4().hex}", timeout_s=1, count=5).run()
         assert timeout.value.text.startswith(f"only 1 of the 3 Kafka servers listed answer (localhost:{PORT})"), \
             timeout.value.text
+
+        # the last node stopped: no quorum approves its controlled shutdown, so it is killed after 5 s, not after
+        # KAFKA_STOP_TIMEOUT (60 s) with a warning
+        started = time.monotonic()
+        last = run_script("stop_kafka.sh", cluster.env, args=["--node", "1"])
+        assert time.monotonic() - started < 20 and "warning" not in last.stderr, last.stdout + last.stderr
+        assert ("The cluster has no controller quorum (1 of its 3 nodes running; stopped: node 2, node 3): no "
+                "controlled shutdown can be approved, so each node is killed after 5s") in last.stdout, last.stdout
+        assert "Kafka node 1 stopped" in last.stdout
     finally:
         restarted = run_script("start_kafka.sh", cluster.env | {"KAFKA_BROKERS": "3"})
-    # the two stopped nodes started again, the running one left alone
-    assert sorted(re.findall(r"Starting Kafka \S+ node (\d)", restarted.stdout)) == ["2", "3"], restarted.stdout
+    # the stopped nodes started again, and the cluster serves: a record in and out of a replicated topic
+    assert sorted(re.findall(r"Starting Kafka \S+ node (\d)", restarted.stdout)) == ["1", "2", "3"], restarted.stdout
+    producer = make_producer(cluster.bootstrap)
+    send(producer, cluster_topics, "pin", next(iter(triplet_rows(1, seed=3).values()))["pin"]).get(timeout=30)
+    producer.close()
+    assert len(consume_all(cluster.bootstrap, [cluster_topics["pin"]])) == 1
     state = subprocess.run(["bash", "-c", "source scripts/kafka_common.sh && cluster_state"], cwd=PROJECT_ROOT,
                            env=cluster.env, capture_output=True, text=True, check=True)
     assert state.stdout.split() == ["3", "3"], state.stdout
