@@ -43,9 +43,15 @@ install_requirements() {
     local uv_status=1
     rm -f .venv/uv-install.log
     if .venv/bin/python -m pip install --disable-pip-version-check -q uv; then
-        if .venv/bin/uv pip install --python .venv/bin/python -r requirements.txt > .venv/uv-install.log 2>&1; then
+        # uv's temporary files (an empty uv-setuptools-<hash>.lock per install of this package) in a folder of its
+        # own, removed after, not left in /tmp
+        local scratch
+        scratch="$(mktemp -d "$PWD/.venv/uv-tmp.XXXXXX")"
+        if TMPDIR="$scratch" .venv/bin/uv pip install --python .venv/bin/python -r requirements.txt \
+            > .venv/uv-install.log 2>&1; then
             uv_status=0
         fi
+        rm -rf "$scratch"
         cat .venv/uv-install.log
     fi
     if (( uv_status == 0 )); then

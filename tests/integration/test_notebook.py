@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -154,8 +155,9 @@ def spark35_python():
         installers = [[str(uv), "pip", "install", "-q", "--no-cache", "--python", str(python)]] if uv.exists() else []
         installers.append([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"])
         for installer in installers:
-            result = subprocess.run([*installer, "-r", str(SPARK35_REQUIREMENTS)], capture_output=True, text=True,
-                                    timeout=1200)
+            with tempfile.TemporaryDirectory() as scratch:  # uv's lock files go with it, not left in /tmp
+                result = subprocess.run([*installer, "-r", str(SPARK35_REQUIREMENTS)], capture_output=True,
+                                        text=True, timeout=1200, env={**os.environ, "TMPDIR": scratch})
             if result.returncode == 0:
                 break
         assert result.returncode == 0, f"building {SPARK35_VENV} failed:\n{result.stdout}\n{result.stderr}"

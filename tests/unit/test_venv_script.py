@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +133,14 @@ def test_run_tests_help_says_what_it_does_and_installs_nothing(tmp_path):
     assert result.stdout.startswith("Usage: ./run_tests.sh [PYTEST ARGUMENTS...]\n")
     assert "TEST_WORKERS" in result.stdout and "TEST_KAFKA_PORT" in result.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run_tests.sh"]  # no .venv, no scripts needed
+
+
+def test_uv_installs_with_a_temporary_folder_of_its_own_removed_after(tmp_path):
+    """uv left an empty uv-setuptools-<hash>.lock in /tmp for each install of this package."""
+    fake_venv(tmp_path, uv_installs=True)
+    uv = tmp_path / ".venv" / "bin" / "uv"
+    uv.write_text('#!/bin/sh\n[ "$1 $2" != "pip install" ] || { echo "TMPDIR $TMPDIR" >> calls.log; '
+                  'touch "$TMPDIR/uv-setuptools-0.lock"; }\n')
+    run_function("install_requirements", tmp_path).check_returncode()
+    [scratch] = [line.split(" ", 1)[1] for line in calls(tmp_path) if line.startswith("TMPDIR ")]
+    assert Path(scratch).parent == tmp_path / ".venv" and not Path(scratch).exists()
