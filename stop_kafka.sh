@@ -56,10 +56,10 @@ fi
 # killed: then it gets NO_QUORUM_STOP_S. Killed, a broker loses nothing written (its records are in the page
 # cache); it checks its logs on the next start.
 NO_QUORUM_STOP_S=5
-wait_s="$KAFKA_STOP_TIMEOUT"
+wait_s="$KAFKA_STOP_TIMEOUT" quorum=1
 read -r nodes running stopped <<< "$(cluster_state)"
 if [[ -n "${stopped:-}" ]] && (( running <= nodes / 2 )); then
-    wait_s="$NO_QUORUM_STOP_S"
+    wait_s="$NO_QUORUM_STOP_S" quorum=0
     say "The cluster has no controller quorum ($running of its $nodes nodes running; stopped: node ${stopped// /, node }):" \
         "no controlled shutdown can be approved, so each node is killed after ${wait_s}s (it checks its logs on its next start)"
 fi
@@ -71,7 +71,7 @@ deadline=$((SECONDS + wait_s))
 for i in "${!pids[@]}"; do
     while kill -0 "${pids[$i]}" 2>/dev/null; do
         if (( SECONDS >= deadline )); then
-            if [[ "$wait_s" == "$KAFKA_STOP_TIMEOUT" ]]; then
+            if (( quorum )); then  # else the kill was said above
                 say "warning: ${names[$i]} did not stop within ${KAFKA_STOP_TIMEOUT}s; killing it (unflushed data may be recovered from the log on next start)" >&2
             fi
             kill -KILL "${pids[$i]}" 2>/dev/null || true
