@@ -238,9 +238,9 @@ if kafka_running; then
     # (no controller quorum: nothing can be written) instead of the poster waiting a minute for acknowledgements.
     read -r NODES RUNNING STOPPED <<< "$(cluster_state)"
     if [[ -n "${STOPPED:-}" ]]; then
-        STOPPED="node ${STOPPED// /, node }"
+        STOPPED="$(node_list "$STOPPED")"
         START_AGAIN="./start_kafka.sh --brokers $NODES (it starts only the stopped nodes)"
-        if (( RUNNING <= NODES / 2 )); then
+        if without_quorum "$NODES" "$RUNNING"; then
             say "error: only $RUNNING of the $NODES nodes of the Kafka cluster in $KAFKA_STATE_DIR run (stopped:" \
                 "$STOPPED); without $(( NODES / 2 + 1 )) it has no controller quorum and takes no writes. Start" \
                 "them again: $START_AGAIN" >&2

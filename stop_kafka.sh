@@ -58,9 +58,9 @@ fi
 NO_QUORUM_STOP_S=5
 wait_s="$KAFKA_STOP_TIMEOUT" quorum=1
 read -r nodes running stopped <<< "$(cluster_state)"
-if [[ -n "${stopped:-}" ]] && (( running <= nodes / 2 )); then
+if [[ -n "${stopped:-}" ]] && without_quorum "$nodes" "$running"; then
     wait_s="$NO_QUORUM_STOP_S" quorum=0
-    say "The cluster has no controller quorum ($running of its $nodes nodes running; stopped: node ${stopped// /, node }):" \
+    say "The cluster has no controller quorum ($running of its $nodes nodes running; stopped: $(node_list "$stopped")):" \
         "no controlled shutdown can be approved, so each node is killed after ${wait_s}s (it checks its logs on its next start)"
 fi
 for i in "${!pids[@]}"; do

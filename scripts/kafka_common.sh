@@ -123,6 +123,14 @@ cluster_state() {
     printf '%s %s %s\n' "$(( running + ${#stopped[@]} ))" "$running" "${stopped[*]}"
 }
 
+without_quorum() {  # NODES RUNNING: true when a cluster of NODES with RUNNING up has no controller quorum (majority)
+    (( $2 <= $1 / 2 ))
+}
+
+node_list() {  # "1 3" -> "node 1, node 3"
+    printf 'node %s' "${1// /, node }"
+}
+
 bootstrap_list() {  # host:port of every broker of a cluster of $1
     local node list=()
     for (( node = 1; node <= $1; node++ )); do
